@@ -1,0 +1,146 @@
+"""``dporch run`` and ``dporch check`` (DPLANG.md §16)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..engine.batch import AUTO_KEY, KeyColumnError, run_batch
+from ..engine.readers import open_text, read_records
+from ..engine.writers import RowWriter
+from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError
+from ..lang.program import Program, compile_program, read_script
+
+__all__ = ["register"]
+
+
+class OutFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def report(exc: DPLangError) -> None:
+    """Print an error (all findings for a CheckError) on stderr."""
+    findings = getattr(exc, "findings", None)
+    if findings:
+        for d in sorted(findings, key=lambda d: (d.file or "", d.line, d.column)):
+            _err(d.format())
+    else:
+        _err(exc.format())
+
+
+def load_program(script: Path, strict_null: bool = False) -> Program:
+    """Compile a script for a command, exiting 2 on I/O errors and 1 on script errors."""
+    try:
+        source = read_script(str(script))
+    except InputError as exc:
+        _err(exc.format())
+        raise typer.Exit(2) from None
+    try:
+        program = compile_program(source, str(script), strict_null=strict_null,
+                                  on_warning=lambda d: _err(f"warning: {d.message}"))
+    except InputError as exc:  # a package script given to run
+        _err(exc.format())
+        raise typer.Exit(2) from None
+    except DPLangError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
+    for w in program.warnings:
+        _err(w.format())
+    return program
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        script: Path = typer.Argument(..., help="The DPLang data script (.dp)."),
+        input: Optional[str] = typer.Argument(None, help="CSV or JSON-lines input; '-' or nothing reads stdin."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the output here instead of stdout."),
+        key: Optional[str] = typer.Option(None, "--key", help="Partition streams by this column, or 'none' for one stream. Default: stock_code when the input has it."),
+        fmt: OutFormat = typer.Option(OutFormat.csv, "--format", help="Output format."),
+        strict_null: bool = typer.Option(False, "--strict-null", help="Null operands raise NullReference (the original's behaviour)."),
+    ) -> None:
+        """Run SCRIPT once per input row (batch mode) and print the output rows."""
+        program = load_program(script, strict_null)
+        try:
+            records = read_records(open_text(input))
+        except InputError as exc:
+            _err(exc.format())
+            raise typer.Exit(2) from None
+        try:
+            out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+        except OSError as exc:
+            _err(f"InputError: cannot write {output}: {exc.strerror}")
+            raise typer.Exit(2) from None
+        writer = RowWriter(out, program.outputs, fmt.value)
+        try:
+            run_batch(program, records, writer.write, key=AUTO_KEY if key is None else key,
+                      note=_err, warn=lambda m: _err(f"warning: {m}"), write_block=writer.write_rows)
+        except KeyColumnError as exc:
+            _err(f"{exc.kind}: {exc.message}")
+            raise typer.Exit(2) from None
+        except InputError as exc:
+            writer.flush()
+            _err(exc.format())
+            raise typer.Exit(2) from None
+        except DPLangError as exc:
+            writer.flush()
+            report(exc)
+            raise typer.Exit(1) from None
+        finally:
+            if output:
+                writer.flush()
+        writer.flush()
+        if output:
+            out.close()
+
+    @app.command()
+    def check(script: Path = typer.Argument(..., help="A DPLang data or package script.")) -> None:
+        """Lex, parse, load packages and run the static checks; print every finding."""
+        try:
+            source = read_script(str(script))
+        except InputError as exc:
+            _err(exc.format())
+            raise typer.Exit(2) from None
+        findings: list[Diagnostic] = []
+        try:
+            program = compile_program(source, str(script))
+            findings = program.warnings
+        except InputError:
+            findings = _check_package(source, str(script))
+        except CheckError as exc:
+            findings = exc.findings
+        except DPLangError as exc:
+            if getattr(exc, "findings", None):
+                findings = exc.findings  # type: ignore[attr-defined]
+            else:
+                _err(exc.format())
+                raise typer.Exit(1) from None
+        for d in sorted(findings, key=lambda d: (d.file or "", d.line, d.column)):
+            _err(d.format())
+        errors = sum(1 for d in findings if d.is_error)
+        warnings = len(findings) - errors
+        _err(f"{script}: {errors} error(s), {warnings} warning(s)")
+        raise typer.Exit(1 if errors else 0)
+
+
+def _check_package(source: str, path: str) -> list[Diagnostic]:
+    """`dporch check` on a package script: parse and check it on its own."""
+    from ..lang import ast as A
+    from ..lang.checker import check as run_check
+    from ..lang.parser import parse
+
+    result = parse(source, path)
+    tree = result.tree
+    assert isinstance(tree, A.Package)
+    qual = Path(path).stem
+    dummy = A.Script(path, "", [], [], [], 6, None, [], False)
+    return result.warnings + [d for d in run_check(dummy, {qual: tree})]

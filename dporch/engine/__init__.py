@@ -1,0 +1,1 @@
+"""Execution engines over compiled DPLang programs: batch (whole input) and streaming."""

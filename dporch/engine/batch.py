@@ -1,0 +1,126 @@
+"""Batch execution of the row form (DPLANG.md §8.7 batch mode, §9.5).
+
+Rows are processed in input order; each key value is its own stream. The input is streamed
+(memory flat in the number of rows) unless the script needs the whole stream first: look-ahead
+(``close[1]``) or ``_total``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from ..lang.errors import InputError
+from ..lang.program import Program, locate_error
+from .kernel import run_csv_blocks
+from .readers import BadLine, Records, RowTyper
+
+__all__ = ["KeyColumnError", "resolve_key", "run_batch", "BatchStats", "AUTO_KEY"]
+
+AUTO_KEY = object()  # "no --key given": partition by stock_code when the input has it
+
+
+class KeyColumnError(InputError):
+    """--key names a column the input does not have (a usage error, exit 2)."""
+
+
+def resolve_key(key: Any, columns: list[str], note: Callable[[str], None] | None = None) -> str | None:
+    """The partition column for ``--key`` (§8.7): 'none' -> one stream; not given ->
+    stock_code when present (with a note); a missing column -> KeyColumnError."""
+    if key is AUTO_KEY:
+        if "stock_code" in columns:
+            if note:
+                note("partitioning streams by column stock_code (use --key none for one stream)")
+            return "stock_code"
+        return None
+    if key is None or (isinstance(key, str) and key.lower() == "none"):
+        return None
+    if key not in columns:
+        raise KeyColumnError(f"--key column '{key}' is not in the input (columns: {', '.join(columns) or 'none'})")
+    return key
+
+
+@dataclass
+class BatchStats:
+    rows_in: int = 0
+    rows_out: int = 0
+    streams: int = 0
+
+
+def run_batch(program: Program, records: Records, write: Callable[[list], None], *,
+              key: Any = AUTO_KEY, note: Callable[[str], None] | None = None,
+              warn: Callable[[str], None] | None = None,
+              position: Callable[[Any], Callable[[], float] | None] | None = None,
+              write_block: Callable[[list], None] | None = None) -> BatchStats:
+    """Run ``program`` over ``records`` calling ``write(out_row)`` for each emitted row, in
+    input order. A runtime error aborts with a located DPLangError after the rows of earlier
+    input rows were written (§9.5)."""
+    stats = BatchStats()
+    if records.empty:
+        if program.is_generator:
+            bound = program.bind([])
+            S = bound.new_stream(None, total=1)
+            _step(bound.step, S, [], 0, None, write, stats)
+        return stats
+    part = resolve_key(key, records.columns, note)
+    bound = program.bind(records.columns)
+    typer = RowTyper(records.columns, bound.schema, program.input_types, part, fmt=records.format,
+                     on_warning=warn)
+    typed = _typed_rows(records.records, typer)
+    streams: dict[Any, Any] = {}
+    pos = position or (lambda k: None)
+    if program.uses_lookahead or program.uses_total:
+        rows = list(typed)
+        groups: dict[Any, list] = {}
+        for k, R in rows:
+            groups.setdefault(k, []).append(R)
+        for k, group in groups.items():
+            streams[k] = bound.new_stream(k, total=len(group), rows=group, position=pos(k))
+        typed = iter(rows)
+    step = bound.step
+    if records.lines is not None and not streams:
+        # CSV streamed through the block kernel (same behaviour, column-wise typing).
+        def new_stream(k: Any) -> Any:
+            return bound.new_stream(k, position=pos(k))
+
+        def emit_block(rows: list) -> None:
+            stats.rows_out += len(rows)
+            if write_block is not None:
+                write_block(rows)
+            else:
+                for r in rows:
+                    write(r)
+
+        stats.rows_in = run_csv_blocks(records.lines, records.line_no, records.columns, bound.schema,
+                                       program.input_types, part, streams, new_stream, step,
+                                       emit_block, warn or (lambda m: None))
+        stats.streams = len(streams)
+        return stats
+    for i, (k, R) in enumerate(typed):
+        S = streams.get(k)
+        if S is None:
+            S = streams[k] = bound.new_stream(k, position=pos(k))
+        _step(step, S, R, i, part, write, stats)
+    stats.streams = len(streams)
+    return stats
+
+
+def _typed_rows(records: Iterable, typer: RowTyper):
+    for line_no, rec in records:
+        try:
+            yield typer.row(line_no, rec)
+        except BadLine:
+            continue  # already reported by the typer (batch mode warns and skips)
+
+
+def _step(step: Callable, S: Any, R: list, i: int, part: str | None, write: Callable[[list], None],
+          stats: BatchStats) -> None:
+    stats.rows_in += 1
+    try:
+        out = step(S, R)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a located DPLangError
+        raise locate_error(exc, row=i, key=S.key if part is not None else None) from None
+    if out is not None:
+        stats.rows_out += 1
+        write(out)
+

@@ -1,0 +1,1 @@
+"""DPLang: lexer, parser, checker and compiler to Python (no Dask, files or sockets here)."""

@@ -1,0 +1,302 @@
+"""AST of DPLang (DPLANG.md §17). Nodes are plain dataclasses carrying their 1-based position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "Node", "Expr", "Stmt", "Num", "Str", "FStr", "Bool", "Null", "Name", "ArrayLit", "Spread",
+    "Unary", "Binary", "Compare", "Logic", "Ternary", "When", "LambdaExpr", "Call", "Index",
+    "Slice", "Member", "Assign", "Destructure", "If", "Return", "ExprStmt", "Param", "FuncDef",
+    "PkgVar", "Script", "Package", "walk",
+]
+
+
+@dataclass(eq=False)
+class Node:
+    line: int
+    col: int
+
+
+class Expr(Node):
+    pass
+
+
+class Stmt(Node):
+    pass
+
+
+@dataclass(eq=False)
+class Num(Expr):
+    value: float
+
+
+@dataclass(eq=False)
+class Str(Expr):
+    value: str
+
+
+@dataclass(eq=False)
+class FStr(Expr):
+    parts: list[Union[str, Expr]]
+
+
+@dataclass(eq=False)
+class Bool(Expr):
+    value: bool
+
+
+@dataclass(eq=False)
+class Null(Expr):
+    pass
+
+
+@dataclass(eq=False)
+class Name(Expr):
+    id: str
+
+
+@dataclass(eq=False)
+class Spread(Expr):
+    """``...expr``: only as an array element or a call argument."""
+
+    value: Expr
+
+
+@dataclass(eq=False)
+class ArrayLit(Expr):
+    elems: list[Expr]  # may contain Spread
+
+
+@dataclass(eq=False)
+class Unary(Expr):
+    op: str  # '-' or 'not'
+    operand: Expr
+
+
+@dataclass(eq=False)
+class Binary(Expr):
+    op: str  # + - * / % ^
+    left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class Compare(Expr):
+    """Chained comparison ``a < b <= c``: operands evaluated once each."""
+
+    ops: list[str]
+    operands: list[Expr]
+
+
+@dataclass(eq=False)
+class Logic(Expr):
+    op: str  # 'and' | 'or'
+    left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class Ternary(Expr):
+    cond: Expr
+    then: Expr
+    other: Expr
+
+
+@dataclass(eq=False)
+class When(Expr):
+    arms: list[tuple[Expr, Expr]]
+    other: Expr | None
+
+
+@dataclass(eq=False)
+class LambdaExpr(Expr):
+    params: list[str]
+    body: Expr
+
+
+@dataclass(eq=False)
+class Call(Expr):
+    """``name(args)`` or ``pkg.name(args)``. ``pipe_bare`` marks ``v |> f`` (f must hold a
+    lambda at runtime)."""
+
+    name: str
+    pkg: str | None
+    args: list[Expr]  # may contain Spread
+    kwargs: list[tuple[str, Expr]] = field(default_factory=list)
+    pipe_bare: bool = False
+
+
+@dataclass(eq=False)
+class Index(Expr):
+    base: Expr
+    index: Expr
+
+
+@dataclass(eq=False)
+class Slice(Expr):
+    base: Expr
+    start: Expr | None
+    end: Expr | None
+    zero_alias: bool = False  # written literally as [0:0] (§8.4)
+
+
+@dataclass(eq=False)
+class Member(Expr):
+    pkg: str
+    name: str
+
+
+@dataclass(eq=False)
+class Assign(Stmt):
+    name: str
+    value: Expr
+
+
+@dataclass(eq=False)
+class Destructure(Stmt):
+    patterns: list[tuple[str, str | None]]  # ('name', n) | ('skip', None) | ('rest', n)
+    value: Expr
+
+
+@dataclass(eq=False)
+class If(Stmt):
+    cond: Expr
+    body: list[Stmt]
+    orelse: list[Stmt]
+    is_elif: bool = False
+
+
+@dataclass(eq=False)
+class Return(Stmt):
+    value: Expr | None
+
+
+@dataclass(eq=False)
+class ExprStmt(Stmt):
+    value: Expr
+
+
+@dataclass(eq=False)
+class Param(Node):
+    name: str
+    type: str | None
+    default: Expr | None
+
+
+@dataclass(eq=False)
+class FuncDef(Stmt):
+    name: str
+    params: list[Param]
+    ret_type: str | None
+    body: list[Stmt]
+
+
+@dataclass(eq=False)
+class PkgVar(Stmt):
+    name: str
+    value: Expr
+    mut: bool = False
+
+
+@dataclass(eq=False)
+class Script:
+    """A data script: header declarations and the body."""
+
+    file: str | None
+    source: str
+    inputs: list[tuple[str, str | None]]
+    outputs: list[tuple[str, str | None]]
+    imports: list[tuple[str, int, int]]  # name, line, col
+    precision: int
+    error_block: list[Stmt] | None
+    body: list[Stmt]
+    declared_input: bool  # an INPUT declaration with at least one column
+    decl_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _ in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _ in self.outputs]
+
+
+@dataclass(eq=False)
+class Package:
+    file: str | None
+    source: str
+    name: str
+    variables: list[PkgVar]
+    functions: list[FuncDef]
+
+
+def children(node: Node):
+    """Direct child nodes of ``node`` (expressions and statements)."""
+    if isinstance(node, (Num, Str, Bool, Null, Name, Member)):
+        return
+    if isinstance(node, FStr):
+        for p in node.parts:
+            if isinstance(p, Node):
+                yield p
+    elif isinstance(node, (Spread,)):
+        yield node.value
+    elif isinstance(node, ArrayLit):
+        yield from node.elems
+    elif isinstance(node, Unary):
+        yield node.operand
+    elif isinstance(node, (Binary, Logic)):
+        yield node.left
+        yield node.right
+    elif isinstance(node, Compare):
+        yield from node.operands
+    elif isinstance(node, Ternary):
+        yield node.cond
+        yield node.then
+        yield node.other
+    elif isinstance(node, When):
+        for c, r in node.arms:
+            yield c
+            yield r
+        if node.other is not None:
+            yield node.other
+    elif isinstance(node, LambdaExpr):
+        yield node.body
+    elif isinstance(node, Call):
+        yield from node.args
+        for _, v in node.kwargs:
+            yield v
+    elif isinstance(node, Index):
+        yield node.base
+        yield node.index
+    elif isinstance(node, Slice):
+        yield node.base
+        if node.start is not None:
+            yield node.start
+        if node.end is not None:
+            yield node.end
+    elif isinstance(node, (Assign, Destructure, ExprStmt, PkgVar)):
+        yield node.value
+    elif isinstance(node, Return):
+        if node.value is not None:
+            yield node.value
+    elif isinstance(node, If):
+        yield node.cond
+        yield from node.body
+        yield from node.orelse
+    elif isinstance(node, FuncDef):
+        for p in node.params:
+            if p.default is not None:
+                yield p.default
+        yield from node.body
+
+
+def walk(node: Node):
+    """``node`` and all its descendants, depth first, in source order."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(list(children(n))))

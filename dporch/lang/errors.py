@@ -1,0 +1,200 @@
+"""One exception hierarchy for everything DPLang can report (DPLANG.md §14).
+
+Every error carries a *kind* (the class's ``kind``), a message, and where known the source file,
+1-based line and column, the 0-based input row and the stream key. ``format()`` renders the
+user-facing form ``Kind at FILE:L:C (row R, key K): message`` followed by the source line and a
+caret under the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DPLangError",
+    "LexError",
+    "ParseError",
+    "CheckError",
+    "PackageError",
+    "InputError",
+    "DPRuntimeError",
+    "ZeroDivision",
+    "DPTypeError",
+    "UndefinedVariable",
+    "UndefinedFunction",
+    "ArgumentMismatch",
+    "IndexOutOfBounds",
+    "NullReference",
+    "ScriptExit",
+    "Diagnostic",
+    "caret_block",
+]
+
+
+def caret_block(source_line: str | None, column: int | None) -> str:
+    """The source line and a caret under ``column`` (1-based), indented by two spaces."""
+    if source_line is None:
+        return ""
+    text = source_line.rstrip("\n")
+    out = "  " + text
+    if column:
+        # Keep tabs so the caret lines up with what the terminal shows.
+        pad = "".join(ch if ch == "\t" else " " for ch in text[: column - 1])
+        out += "\n  " + pad + "^"
+    return out
+
+
+class DPLangError(Exception):
+    """Base of every DPLang error. ``kind`` is the stable name shown to users."""
+
+    kind = "DPLangError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        row: int | None = None,
+        key: Any = None,
+        source_line: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.row = row
+        self.key = key
+        self.source_line = source_line
+
+    @property
+    def is_runtime(self) -> bool:
+        return isinstance(self, DPRuntimeError)
+
+    def located(self, **where: Any) -> "DPLangError":
+        """Fill in location fields that are still unknown; returns self."""
+        for name, value in where.items():
+            if getattr(self, name) is None and value is not None:
+                setattr(self, name, value)
+        return self
+
+    def header(self) -> str:
+        where = self.file or "<script>"
+        if self.line:
+            where += f":{self.line}:{self.column or 1}"
+        text = f"{self.kind} at {where}"
+        if self.row is not None:
+            text += f" (row {self.row}" + (f", key {self.key}" if self.key is not None else "") + ")"
+        return f"{text}: {self.message}"
+
+    def format(self) -> str:
+        block = caret_block(self.source_line, self.column)
+        return self.header() + ("\n" + block if block else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "row": self.row,
+            "key": self.key,
+        }
+
+    def __str__(self) -> str:
+        return self.header()
+
+
+class LexError(DPLangError):
+    kind = "LexError"
+
+
+class ParseError(DPLangError):
+    kind = "ParseError"
+
+
+class CheckError(DPLangError):
+    """Raised when the static check (§11.2) finds errors; ``findings`` holds all of them."""
+
+    kind = "CheckError"
+
+    def __init__(self, message: str, *, findings: "list[Diagnostic] | None" = None, **where: Any):
+        super().__init__(message, **where)
+        self.findings = findings or []
+
+    def format(self) -> str:
+        errors = [d for d in self.findings if d.is_error]
+        if not errors:
+            return super().format()
+        return "\n".join(d.format() for d in errors)
+
+
+class PackageError(DPLangError):
+    kind = "PackageError"
+
+
+class InputError(DPLangError):
+    kind = "InputError"
+
+
+class DPRuntimeError(DPLangError):
+    """Errors raised while a row executes."""
+
+    kind = "RuntimeError"
+
+
+class ZeroDivision(DPRuntimeError):
+    kind = "ZeroDivision"
+
+
+class DPTypeError(DPRuntimeError):
+    kind = "TypeError"
+
+
+class UndefinedVariable(DPRuntimeError):
+    kind = "UndefinedVariable"
+
+
+class UndefinedFunction(DPRuntimeError):
+    kind = "UndefinedFunction"
+
+
+class ArgumentMismatch(DPRuntimeError):
+    kind = "ArgumentMismatch"
+
+
+class IndexOutOfBounds(DPRuntimeError):
+    kind = "IndexOutOfBounds"
+
+
+class NullReference(DPRuntimeError):
+    kind = "NullReference"
+
+
+class ScriptExit(DPRuntimeError):
+    kind = "ScriptExit"
+
+
+@dataclass
+class Diagnostic:
+    """One finding of the static check: an error (``CheckError``/``ArgumentMismatch``) or a
+    warning (code ``W1``..``W5``)."""
+
+    code: str
+    message: str
+    file: str | None
+    line: int
+    column: int
+    source_line: str | None = None
+    is_error: bool = True
+
+    def header(self) -> str:
+        return f"{self.code} at {self.file or '<script>'}:{self.line}:{self.column}: {self.message}"
+
+    def format(self) -> str:
+        block = caret_block(self.source_line, self.column)
+        return self.header() + ("\n" + block if block else "")
