@@ -52,7 +52,7 @@ class _Checker:
         self.reads: set[str] = set()
         self.history_reads: set[str] = set()
         self.own: A.Package | None = None
-        self.own_qual: str | None = None
+        self.own_quals: set[str] = set()  # the import name and the declared package name
         self.deprecation_warned = False
 
     def add(self, code: str, node: A.Node, message: str, *, error: bool) -> None:
@@ -101,7 +101,7 @@ class _Checker:
             return
         if name in BUILTINS or name in INDICATORS or name in SERIES_FUNCS or name == "POSITION":
             self.error(node, f"undefined variable: {name} ({name} is a function; call it, or wrap it in a lambda)")
-        elif name in self.packages or name == self.own_qual:
+        elif name in self.packages or name in self.own_quals:
             self.error(node, f"undefined variable: {name} ({name} is a package; use {name}.member)")
         else:
             self.error(node, f"undefined variable: {name}")
@@ -128,7 +128,7 @@ class _Checker:
                 self.error(e, f"_error has no member '{e.name}' (use type, message or line)")
             return
         pkg = self.packages.get(e.pkg)
-        if pkg is None and e.pkg == self.own_qual:
+        if pkg is None and e.pkg in self.own_quals:
             pkg = self.own
         if pkg is None:
             self.error(e, f"unknown package: {e.pkg} (add -- IMPORT {e.pkg} -- to the header)")
@@ -196,7 +196,7 @@ class _Checker:
 
     def package_call(self, e: A.Call, n: int, has_spread: bool, ctx: dict) -> None:
         pkg = self.packages.get(e.pkg)  # type: ignore[arg-type]
-        if pkg is None and e.pkg == self.own_qual:
+        if pkg is None and e.pkg in self.own_quals:
             pkg = self.own
         if pkg is None:
             self.error(e, f"unknown package: {e.pkg} (add -- IMPORT {e.pkg} -- to the header)")
@@ -302,7 +302,7 @@ class _Checker:
                 self.warn("W3", node, f"'{name}' is assigned but never read")
 
     def package(self, qual: str, pkg: A.Package) -> None:
-        self.own, self.own_qual = pkg, qual
+        self.own, self.own_quals = pkg, {qual, pkg.name}
         known: set[str] = set()
         funcs = {f.name for f in pkg.functions}
         for v in pkg.variables:

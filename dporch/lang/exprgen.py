@@ -190,7 +190,9 @@ class ExprGen:
         if op in ("==", "!="):
             neg = op == "!="
             if la == "None" or lb == "None":
-                other = fb if la == "None" else fa
+                other, other_later = (fb, lb) if la == "None" else (fa, la)
+                if _is_literal(other_later):  # null compared with a literal: a constant
+                    return repr((other_later == "None") != neg)
                 return f"({other} {'is not' if neg else 'is'} None)"
             if la[:1] in ("'", '"') or lb[:1] in ("'", '"'):
                 # str == x in Python is exactly DPLang equality when one side is a string.
@@ -262,7 +264,7 @@ class ExprGen:
         return f"_undefined_var({(e.pkg + '.' + e.name)!r})"
 
     def package(self, qual: str | None) -> PackageInfo | None:
-        if self.own is not None and qual == self.own.qual:
+        if self.own is not None and qual in (self.own.qual, self.own.name):
             return self.own
         return self.packages.get(qual) if qual else None
 
@@ -378,7 +380,8 @@ class ExprGen:
         if r is None:
             return fallback if fallback is not None else f"_undefined_fn({e.name!r})"
         args = self.args_code(e)
-        f, l = self.bind(r[0])
+        value = self.env.value(e.name) if isinstance(self.env, LambdaEnv) else r[0]
+        f, l = self.bind(value)
         lam = f"_call_value({l}, {e.name!r}{', ' if args else ''}{args})"
         if fallback is None:
             fallback = f"_undefined_fn({e.name!r})"
@@ -405,7 +408,7 @@ class ExprGen:
     def pkgfn_call(self, pkg: PackageInfo, e: A.Call) -> str:
         fdef = pkg.functions[e.name]
         params = [p.name for p in fdef.params]
-        kwnames = {p: self.names.get("a", f"{pkg.qual}.{fdef.name}:{p}") for p in params}
+        kwnames = {p: f"a{i}" for i, p in enumerate(params)}
         srcs = ["None"] * len(params)
         if self.env.in_row and not any(isinstance(a, A.Spread) for a in e.args):
             for i, a in enumerate(e.args[: len(params)]):

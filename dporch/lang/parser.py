@@ -492,6 +492,10 @@ class _Parser:
                 self.expect(")", "')'")
             finally:
                 self.no_lambda_pop()
+            if self.at("("):
+                raise self.error("only functions or methods can be called")
+            if self.at("."):
+                raise self.error("member access is only allowed on a package name")
             return inner
         if k == "[":
             return self.array()

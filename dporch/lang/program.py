@@ -287,7 +287,7 @@ def _compile_package(qual: str, tree: A.Package, file: str, strict: bool) -> _Lo
         qual, file,
         variables={v.name: names.get("G", v.name) for v in tree.variables},
         functions={f.name: f for f in tree.functions},
-        func_py={f.name: names.get("F", f.name) for f in tree.functions})
+        func_py={f.name: names.get("F", f.name) for f in tree.functions}, name=tree.name)
     em, _ = generate_package(tree, info, names=names, consts=consts, packages={}, file=file)
     ns = dict(_RUNTIME)
     ns.update(consts)
@@ -322,7 +322,8 @@ def compile_program(source: str, file: str | None = None, *, strict_null: bool =
                                    column=first.column, source_line=first.source_line)
             exc.findings = findings  # type: ignore[attr-defined]
         else:
-            exc = CheckError(f"{len(errors)} error(s) found by the check", findings=findings,
+            more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+            exc = CheckError(first.message + more, findings=findings,
                              file=first.file, line=first.line, column=first.column,
                              source_line=first.source_line)
         raise exc

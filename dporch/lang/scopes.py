@@ -36,6 +36,7 @@ class PackageInfo:
     variables: dict[str, str]  # name -> Python expression
     functions: dict[str, A.FuncDef]
     func_py: dict[str, str]  # name -> Python expression of the compiled function
+    name: str = ""  # the name declared by `package NAME` (also accepted as qualifier inside)
 
 
 class Env:
@@ -140,6 +141,16 @@ class LambdaEnv(Env):
         self.captures[name] = (cvar, r[0], r[1])
         return cvar, r[1]
 
+    def value(self, name: str) -> str | None:
+        """The variable's value without the unset check (captured, else the creating scope's
+        current variable), or None if it is not a variable."""
+        r = self.raw(name)
+        if r is None:
+            return None
+        if r[1]:
+            return r[0]
+        return f"({r[0]} if {r[0]} is not _UNSET else {self.dynamic(name)})"
+
     def dynamic(self, name: str) -> str:
         """The creating scope's variable, read at call time."""
         r = self.parent.raw(name)
@@ -170,7 +181,8 @@ class FuncEnv(Env):
     def __init__(self, names: Names, pkg: PackageInfo, fdef: A.FuncDef, locals_: set[str]):
         self.names = names
         self.pkg = pkg
-        self.params = {p.name: names.get("a", f"{pkg.qual}.{fdef.name}:{p.name}") for p in fdef.params}
+        # Parameters are named by position so that callers compiled elsewhere can pass keywords.
+        self.params = {p.name: f"a{i}" for i, p in enumerate(fdef.params)}
         self.param_index = {p.name: i for i, p in enumerate(fdef.params)}
         self.locals = locals_ - set(self.params)
         self.defined: set[str] = set()

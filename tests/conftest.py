@@ -1,0 +1,48 @@
+"""Shared helpers: compile a script from text and run it over CSV text or rows."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from typing import Any
+
+import pytest
+
+from dporch.engine.batch import AUTO_KEY, run_batch
+from dporch.engine.readers import read_records
+from dporch.lang.program import Program, compile_program
+
+
+def dedent(src: str) -> str:
+    return textwrap.dedent(src).lstrip("\n")
+
+
+def compile_src(src: str, file: str = "t.dp", **kw: Any) -> Program:
+    return compile_program(dedent(src), file, **kw)
+
+
+def run_csv(src: str, csv_text: str, key: Any = AUTO_KEY, **kw: Any) -> list[list]:
+    """Output rows of ``src`` over ``csv_text`` (batch mode)."""
+    program = src if isinstance(src, Program) else compile_src(src, **kw)
+    rows: list[list] = []
+    records = read_records(io.StringIO(dedent(csv_text)))
+    run_batch(program, records, rows.append, key=key, write_block=rows.extend)
+    return rows
+
+
+def run_values(src: str, column: str, values: list[str], key: Any = AUTO_KEY, **kw: Any) -> list[list]:
+    """Run over a one-column CSV built from ``values`` (cell texts)."""
+    text = column + "\n" + "".join(v + "\n" for v in values)
+    return run_csv(src, text, key=key, **kw)
+
+
+def expr_value(expr: str, prelude: str = "", inputs: str = "") -> Any:
+    """Evaluate one DPLang expression in a one-row script and return its value."""
+    src = f"-- INPUT {inputs} --\n-- OUTPUT r --\n{prelude}\nr = {expr}\nreturn [r]\n"
+    rows = run_csv(src, "x\n1\n", key="none")
+    return rows[0][0]
+
+
+@pytest.fixture
+def run():
+    return run_csv
