@@ -70,6 +70,16 @@ def aggregate_items(args: tuple[Any, ...], fname: str) -> tuple[list[Any], bool]
 
 @builtin("sum", 0, None)
 def dp_sum(*args: Any) -> Any:
+    if args and type(args[0]) is list:
+        # Fast path: an array of numbers and nulls, summed left to right as below.
+        total = 0.0
+        for x in args[0]:
+            if type(x) is float:
+                total += x
+            elif x is not None:
+                break
+        else:
+            return total
     items, all_dec = aggregate_items(args, "sum")
     if all_dec:
         total = items[0]
