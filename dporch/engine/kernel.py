@@ -70,7 +70,7 @@ class _Block:
 
     def __init__(self) -> None:
         self.rows: list[list[str]] = []
-        self.lines: list[int] = []
+        self.lines: list[int] | range = []
 
 
 def _read_block(lines: Iterator[str], line_no: int, n_cells: int,
@@ -81,7 +81,13 @@ def _read_block(lines: Iterator[str], line_no: int, n_cells: int,
     raw = list(islice(lines, BLOCK_LINES))
     if not raw:
         return block, line_no, True
-    text_has_quote = any('"' in line for line in raw) if raw else False
+    text_has_quote = any('"' in line for line in raw)
+    if not text_has_quote:
+        rows = [line.split(",") for line in raw]
+        if set(map(len, rows)) == {n_cells} and (n_cells > 1 or all(line.strip() for line in raw)):
+            block.rows = rows  # the common case: no quotes, no blank lines, no ragged rows
+            block.lines = range(line_no + 1, line_no + 1 + len(raw))  # type: ignore[assignment]
+            return block, line_no + len(raw), False
     i = 0
     while i < len(raw):
         line = raw[i]

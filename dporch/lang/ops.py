@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from .errors import DPTypeError, NullReference, ZeroDivision
-from .values import DEC, dp_equal, ieee_pow, nested_display, number_to_decimal
+from .values import DEC, dp_equal, ieee_fmod, ieee_pow, nested_display, number_to_decimal
 
 __all__ = ["NORMAL", "STRICT", "OpSet"]
 
@@ -38,7 +38,7 @@ def _num_op(op: str, a: float, b: float) -> float:
     if op == "%":
         if b == 0:
             raise ZeroDivision("remainder by zero (modulo 0)")
-        return math.fmod(a, b)
+        return ieee_fmod(a, b)
     return ieee_pow(a, b)
 
 

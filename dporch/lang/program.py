@@ -4,7 +4,6 @@ to input columns -> :class:`Bound` (the row form: ``step(S, R)``) (ARCHITECTURE.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from .parser import parse
 from .scopes import Names, PackageInfo
 from .stmtgen import Emitter, generate_package, generate_step
 from .stream import Stream, StreamLayout
-from .values import Lambda, display
+from .values import Lambda, display, ieee_fmod
 
 __all__ = ["Program", "Bound", "compile_program", "locate_error"]
 
@@ -84,7 +83,7 @@ _RUNTIME: dict[str, Any] = {
     "_result_row": rt.result_row, "_apply_precision": rt.apply_precision,
     "_series_func": rt.series_func, "_series_outside": _series_outside,
     "_ind_values": values_call, "_ind_call": dynamic_call, "_any_list": any_list, "_num": num,
-    "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": math.fmod,
+    "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": ieee_fmod,
     "_ScriptExit": ScriptExit, "_arity_error": _arity_error,
 }
 

@@ -251,6 +251,15 @@ def nested_display(v: Any) -> str:
     return repr(v)
 
 
+def ieee_fmod(x: float, y: float) -> float:
+    """Truncated remainder (sign of the dividend, §5.2) with IEEE results for inf: inf % y is
+    NaN (``math.fmod`` raises there)."""
+    try:
+        return math.fmod(x, y)
+    except ValueError:
+        return math.nan
+
+
 def ieee_pow(x: float, y: float) -> float:
     """IEEE ``pow`` as §5.2 wants it: never raises (0^-1 = inf, overflow = inf, a negative base
     with a non-integer exponent = NaN)."""
