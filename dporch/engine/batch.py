@@ -63,7 +63,7 @@ def run_batch(program: Program, records: Records, write: Callable[[list], None],
             _step(bound.step, S, [], 0, None, write, stats)
         return stats
     part = resolve_key(key, records.columns, note)
-    bound = program.bind(records.columns)
+    bound = program.bind(records.columns, typed=records.format == "csv")
     typer = RowTyper(records.columns, bound.schema, program.input_types, part, fmt=records.format,
                      on_warning=warn)
     typed = _typed_rows(records.records, typer)

@@ -26,13 +26,29 @@ def csv_column(col: Sequence[Any]) -> list[str]:
             return list(col)
         return list(map(csv_cell, col))
     if kinds <= _NONE_FLOAT:
-        texts = list(map(repr, col))
-        texts = [t[:-2] if t[-2:] == ".0" else t for t in texts]
-        joined = "".join(texts)
-        if "e" in joined or "n" in joined or "N" in joined:  # exponents, nan, None
-            texts = [csv_cell(v) if ("e" in t or "n" in t or "N" in t) else t for t, v in zip(texts, col)]
-        return texts
+        return _float_texts(col)
     return list(map(csv_cell, col))
+
+
+_ARROW_MIN = 256  # below this many cells, repr() beats the cost of an Arrow round trip
+
+
+def _float_texts(col: Sequence[float | None]) -> list[str]:
+    """Texts of a column of floats and nulls. Large columns use Arrow's shortest round-trip
+    formatting (the same digits as Python's ``repr``, about 4x faster); exponents and NaN are
+    then rewritten by :func:`csv_cell`, which never uses an exponent."""
+    if len(col) >= _ARROW_MIN:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        texts = pc.fill_null(pc.cast(pa.array(col, pa.float64()), pa.string()), "").to_pylist()
+    else:
+        texts = [t[:-2] if t[-2:] == ".0" else t for t in map(repr, col)]
+        texts = ["" if t == "None" else t for t in texts] if None in col else texts
+    joined = "".join(texts)
+    if "e" in joined or "n" in joined:  # exponents, nan (inf is written as is)
+        texts = [csv_cell(v) if ("e" in t or "nan" in t) else t for t, v in zip(texts, col)]
+    return texts
 
 
 class RowWriter:

@@ -14,6 +14,7 @@ from . import ast as A
 from .analysis import SERIES_FUNCS, const_value
 from .builtins import BUILTINS
 from .indicators import INDICATORS
+from .kinds import ANY, ARR, NUM, KindOf
 from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
 from .values import FunctionValue
 
@@ -61,8 +62,9 @@ class ExprGen:
 
     def __init__(self, names: Names, consts: dict[str, Any], file: str, *,
                  packages: dict[str, PackageInfo], own: PackageInfo | None = None,
-                 arg_names: list[str] | None = None):
+                 arg_names: list[str] | None = None, kinds: KindOf | None = None):
         self.names = names
+        self.kinds = kinds
         self.consts = consts
         self.file = file
         self.packages = packages
@@ -125,6 +127,12 @@ class ExprGen:
                 return "_err.message"
         return None
 
+    def kind(self, e: A.Expr) -> frozenset[str]:
+        """Static kinds of ``e`` (row scope only; lambdas and packages are not modelled)."""
+        if self.kinds is None or not isinstance(self.env, RowEnv):
+            return ANY
+        return self.kinds(e)
+
     # -- dispatch -------------------------------------------------------------------------------
     def expr(self, e: A.Expr) -> str:
         return getattr(self, "x_" + type(e).__name__)(e)
@@ -158,34 +166,52 @@ class ExprGen:
         return "[" + ", ".join(self.elem(x) for x in e.elems) + "]"
 
     def x_Unary(self, e: A.Unary) -> str:
-        first, later = self.bind(self.expr(e.operand))
+        k = self.kind(e.operand)
+        code = self.expr(e.operand)
         if e.op == "-":
-            if _is_float_literal(later):
-                return repr(-float(later))
+            if _is_float_literal(code):
+                return repr(-float(code))
+            if k <= {NUM}:
+                return f"(-{code})"
+            first, later = self.bind(code)
             return f"(-{later} if type({first}) is float else _ops.neg({later}))"
+        if ARR not in k:
+            return f"(not {code})"
+        first, later = self.bind(code)
         return f"(_ops.not_({later}) if type({first}) is list else not {later})"
 
     def x_Binary(self, e: A.Binary) -> str:
         a, b = self.expr(e.left), self.expr(e.right)
         name = _ARITH[e.op]
-        if e.op == "^":
-            return f"_ops.pow({a}, {b})"
-        fa, la = self.bind(a)
-        fb, lb = self.bind(b)
-        checks = [f"(type({fa}) is float)" for _ in [0] if not _is_float_literal(a)]
-        checks += [f"(type({fb}) is float)" for _ in [0] if not _is_float_literal(b)]
-        if not checks:
-            return f"_ops.{name}({a}, {b})"  # two literals: let the runtime decide (rare)
-        cond = checks[0] if len(checks) == 1 else f"({checks[0]} & {checks[1]})"
-        slow = f"_ops.{name}({la}, {lb})"
-        nonzero = "" if _is_float_literal(b) and float(b) != 0 else f" and {lb}"
-        if e.op == "/":
-            return f"(({la} / {lb}) if {cond}{nonzero} else {slow})"
+        if e.op == "^" or (_is_float_literal(a) and _is_float_literal(b)):
+            return f"_ops.{name}({a}, {b})"
+        a_num = _is_float_literal(a) or self.kind(e.left) <= {NUM}
+        b_num = _is_float_literal(b) or self.kind(e.right) <= {NUM}
+        zero_check = e.op in "/%" and not (_is_float_literal(b) and float(b) != 0)
+        # Operands used in a check are bound to temps (first use in the condition); the others
+        # appear once in whichever branch runs.
+        fa, la = self.bind(a) if not a_num else (a, a)
+        fb, lb = self.bind(b) if not b_num or zero_check else (b, b)
+        checks = []
+        if not a_num:
+            checks.append(f"(type({fa}) is float)")
+        if not b_num or fb != lb:  # a bound operand is first evaluated in the condition
+            checks.append(f"(type({fb}) is float)")
+        cond = " & ".join(checks)
+        if len(checks) == 2:
+            cond = f"({cond})"
+        if zero_check:
+            cond = f"{cond} and {lb}" if cond else lb
         if e.op == "%":
-            return f"(_fmod({la}, {lb}) if {cond}{nonzero} else {slow})"
-        return f"(({la} {e.op} {lb}) if {cond} else {slow})"
+            fast = f"_fmod({la}, {lb})"
+        else:
+            fast = f"({la} {e.op} {lb})"
+        if not cond:
+            return f"({fa} {e.op} {fb})" if e.op != "%" else f"_fmod({fa}, {fb})"
+        return f"({fast} if {cond} else _ops.{name}({la}, {lb}))"
 
-    def _compare(self, op: str, a: tuple[str, str], b: tuple[str, str]) -> str:
+    def _compare(self, op: str, a: tuple[str, str], b: tuple[str, str],
+                 ka: frozenset[str] = ANY, kb: frozenset[str] = ANY) -> str:
         (fa, la), (fb, lb) = a, b
         if op in ("==", "!="):
             neg = op == "!="
@@ -198,26 +224,39 @@ class ExprGen:
                 # str == x in Python is exactly DPLang equality when one side is a string.
                 return f"({fa} {op} {fb})"
             return f"({'not ' if neg else ''}_eq({fa}, {fb}))"
-        checks = [f"(type({x}) is float)" for x, lit in ((fa, la), (fb, lb)) if not _is_float_literal(lit)]
+        # A check is skipped for literal numbers and for *unbound* operands known to be numbers
+        # (a bound operand's first use must stay in the condition).
+        checks = [f"(type({x}) is float)" for x, lit, k in ((fa, la, ka), (fb, lb, kb))
+                  if not (_is_float_literal(lit) or (k <= {NUM} and x == lit))]
         if not checks:
-            return f"_ops.{_CMP[op]}({fa}, {fb})"
+            if _is_float_literal(la) and _is_float_literal(lb):
+                return f"_ops.{_CMP[op]}({fa}, {fb})"
+            return f"({fa} {op} {fb})"
         cond = checks[0] if len(checks) == 1 else f"({checks[0]} & {checks[1]})"
         return f"(({la} {op} {lb}) if {cond} else _ops.{_CMP[op]}({la}, {lb}))"
 
     def x_Compare(self, e: A.Compare) -> str:
         operands = [self.bind(self.expr(x)) for x in e.operands]
+        kinds = [self.kind(x) for x in e.operands]
         # Chained comparisons are (a op b) and (b op c): the middle operand is bound once and
         # reused (§5.3 [REC]); the first pair evaluates it, later pairs read the temp.
         parts = []
         for i, op in enumerate(e.ops):
             left = operands[i] if i == 0 else (operands[i][1], operands[i][1])
-            parts.append(self._compare(op, left, operands[i + 1]))
+            parts.append(self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1]))
         result = parts[0]
+        may_array = any(ARR in k for k in kinds)
         for p in parts[1:]:
-            result = self._logic("and", result, p)
+            result = self._logic("and", result, p, may_array, may_array)
         return result
 
-    def _logic(self, op: str, a: str, b: str) -> str:
+    def _logic(self, op: str, a: str, b: str, a_array: bool = True, b_array: bool = True) -> str:
+        if not a_array and not b_array:
+            return f"(True if ({a} {op} {b}) else False)"
+        if not a_array:
+            if op == "and":
+                return f"(_ops.truth_each({b}) if {a} else False)"
+            return f"(True if {a} else _ops.truth_each({b}))"
         fa, la = self.bind(a)
         if op == "and":
             return (f"(_ops.and_arrays({la}, {b}) if type({fa}) is list else "
@@ -226,7 +265,8 @@ class ExprGen:
                 f"(True if {la} else _ops.truth_each({b})))")
 
     def x_Logic(self, e: A.Logic) -> str:
-        return self._logic(e.op, self.expr(e.left), self.expr(e.right))
+        return self._logic(e.op, self.expr(e.left), self.expr(e.right),
+                           ARR in self.kind(e.left), ARR in self.kind(e.right))
 
     def x_Ternary(self, e: A.Ternary) -> str:
         return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.other)})"
@@ -295,8 +335,13 @@ class ExprGen:
     def x_Index(self, e: A.Index) -> str:
         if not (isinstance(e.base, A.Name) and self.env.in_row):
             return f"_array_index({self.expr(e.base)}, {self.expr(e.index)})"
-        first, cur, buf, col = self._series_target(e.base.id)
+        name = e.base.id
+        cur_code = self.env.current(name)
+        may_array = cur_code != "None" and ARR in self.kind(e.base)
+        first, cur = self.bind(cur_code) if may_array else (cur_code, cur_code)
+        buf, col = self.buffer(name), self.ahead_col(name)
         k = const_value(e.index)
+        head = ""
         if k is not None:
             ki = int(k)
             if ki == 0:
@@ -308,17 +353,13 @@ class ExprGen:
             else:
                 series = "None" if col is None else f"S.ahead({col}, {ki})"
             index = repr(float(k))
-            head = ""
         else:
-            fk, index = self.bind(self.expr(e.index))
+            head, index = self.bind(self.expr(e.index))
             ahead = "None" if col is None else col
             series = f"_ts_at({buf}, _index_number({index}, 'offset'), {cur}, S, {ahead})"
-            head = fk
-        if cur == "None":
-            return series if not head else f"({head}, {series})[-1]"
-        arr = f"_array_index({cur}, {index})"
-        body = f"({arr} if type({first}) is list else {series})"
-        return f"({head}, {body})[-1]" if head and head != index else body
+        body = series if not may_array else \
+            f"(_array_index({cur}, {index}) if type({first}) is list else {series})"
+        return body if not head or head == index else f"({head}, {body})[-1]"
 
     def x_Slice(self, e: A.Slice) -> str:
         if not (isinstance(e.base, A.Name) and self.env.in_row):
@@ -475,7 +516,12 @@ class ExprGen:
             self._lazy += 1
             state = f"S.lazy_state({f'{self.file}#{self._lazy}'!r}, {e.name!r}, {ptuple}, {_tuple(sources)})"
         if len(currents) == 1:
+            k = self.kind(series[0])
+            if ARR not in k and k <= {NUM, "null"}:
+                return f"{state}.peek({currents[0]})"  # already a number or null
             f, l = self.bind(currents[0])
+            if ARR not in k:
+                return f"{state}.peek({l} if type({f}) is float else _num({l}))"
             return (f"(_ind_values({e.name!r}, ({l},), {ptuple}) if type({f}) is list else "
                     f"{state}.peek({l} if type({l}) is float else _num({l})))")
         t = self.temp()

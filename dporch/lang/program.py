@@ -206,28 +206,32 @@ class Program:
             return self.inputs
         return list(columns or [])
 
-    def bind(self, columns: list[str] | None = None) -> "Bound":
+    def bind(self, columns: list[str] | None = None, *, typed: bool = False) -> "Bound":
+        """The row form for input ``columns``. ``typed``: the reader guarantees every cell has
+        its INPUT type (CSV does; JSON values keep their own type), which lets the compiler
+        drop checks."""
         schema = self.schema_for(columns)
-        key = tuple(schema)
+        key = (tuple(schema), typed)
         bound = self._bound.get(key)
         if bound is None:
-            bound = self._bound[key] = Bound(self, schema)
+            bound = self._bound[key] = Bound(self, schema, typed)
         return bound
 
 
 class Bound:
     """The row form of a program for one input layout: ``step(S, R) -> out_row | None``."""
 
-    def __init__(self, program: Program, schema: list[str]):
+    def __init__(self, program: Program, schema: list[str], typed: bool = False):
         self.program = program
         self.schema = schema
+        self.typed = typed
         names = Names()
         consts: dict[str, Any] = {}
         packages = {q: self._script_side(p, names, consts) for q, p in program.packages.items()}
         em, gen, buffer_names = generate_step(
             program.script, names=names, consts=consts, packages=packages,
             tracking=program.tracking, schema=schema, file=program.file,
-            may_decimal=_may_decimal(program))
+            may_decimal=_may_decimal(program), typed=typed)
         self.source = em.source()
         ns = dict(_RUNTIME)
         ns.update(consts)

@@ -13,6 +13,8 @@ from typing import Any
 from . import ast as A
 from .analysis import Tracking, assigned_names
 from .exprgen import ExprGen
+from .indicators import INDICATORS
+from .kinds import ANY, ARR, NULL, NUM, KindOf, input_kinds, variable_kinds
 from .scopes import Env, FuncEnv, InitEnv, Names, PackageInfo, RowEnv
 
 __all__ = ["Emitter", "generate_step", "generate_package"]
@@ -61,6 +63,16 @@ class _StmtGen:
             return False
         if isinstance(s, A.Destructure):
             names = [n for _, n in s.patterns]
+            v = s.value
+            if (isinstance(v, A.Call) and v.pkg is None and v.name in INDICATORS
+                    and INDICATORS[v.name].n_outputs == 3 and len(names) == 3
+                    and all(k == "name" for k, _ in s.patterns)):
+                # An indicator triple is always a list of 3: unpack it directly.
+                targets = ", ".join(self.target(n) for n in names)
+                em.emit(f"{targets} = {gen.expr(v)}")
+                for n in names:
+                    env.mark_defined(n)
+                return False
             rest = next((i for i, (k, _) in enumerate(s.patterns) if k == "rest"), None)
             em.emit(f"_d = _destructure({gen.expr(s.value)}, {len(names)}, {rest})")
             for i, (kind, n) in enumerate(s.patterns):
@@ -139,7 +151,7 @@ def _prologue_preinit(em: Emitter, at: int, names: list[str]) -> None:
 
 def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
                   packages: dict[str, PackageInfo], tracking: Tracking, schema: list[str],
-                  file: str, may_decimal: bool) -> tuple[Emitter, ExprGen, list[str]]:
+                  file: str, may_decimal: bool, typed: bool = False) -> tuple[Emitter, ExprGen, list[str]]:
     """Python source of ``step(S, R)`` for ``script`` bound to input columns ``schema``.
 
     Returns the emitter, the expression generator (holding the indicator sites) and the
@@ -149,7 +161,8 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
     assigned = set(assigned_names(script.body) + assigned_names(script.error_block or []))
     buffer_names = [n for n in tracking.lookback]
     buffers = {n: names.get("h", n) for n in buffer_names}
-    gen = ExprGen(names, consts, file, packages=packages, arg_names=list(schema))
+    kinds = _row_kinds(script, schema, typed, packages)
+    gen = ExprGen(names, consts, file, packages=packages, arg_names=list(schema), kinds=kinds)
     env = RowEnv(names, inputs=inputs, schema=col_index, assigned=assigned, buffers=buffers,
                  lookback=tracking.lookback)
     em = Emitter()
@@ -191,6 +204,58 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
         del em.lines[at], em.pos[at]
     _prologue_preinit(em, preinit_at, [env.var(n) for n in sorted(env.preinit)])
     return em, gen, buffer_names
+
+
+def _row_kinds(script: A.Script, schema: list[str], typed: bool,
+               packages: dict[str, PackageInfo]) -> KindOf:
+    """Static kinds for the row scope (see :mod:`.kinds`)."""
+    declared = dict(script.inputs)
+    base = input_kinds({c: declared.get(c) for c in schema}, typed)
+    stmts = list(script.body) + list(script.error_block or [])
+    special = {"_index": frozenset((NUM,)), "_total": frozenset((NUM, NULL)),
+               "_args": frozenset((ARR,)), "_args_names": frozenset((ARR,))}
+
+    def make(lookup):
+        return KindOf(lambda n: special.get(n) or lookup(n))
+
+    var = variable_kinds(stmts, base, make)
+    assigned = set(var)
+
+    def current(name: str) -> frozenset[str]:
+        if name in special:
+            return special[name]
+        if name in var:
+            return var[name]
+        return base.get(name, ANY) if name in base else frozenset((NULL,))
+
+    outputs = script.output_names
+    plain = KindOf(current)
+    out_kinds: dict[str, frozenset[str]] = {n: frozenset() for n in outputs}
+    for s in stmts:
+        for node in A.walk(s):
+            if not isinstance(node, A.Return) or node.value is None:
+                continue
+            v = node.value
+            if isinstance(v, A.ArrayLit) and not any(isinstance(x, A.Spread) for x in v.elems):
+                for j, n in enumerate(outputs):
+                    out_kinds[n] |= plain(v.elems[j]) if j < len(v.elems) else {NULL}
+            elif isinstance(v, A.Null):
+                continue
+            else:
+                for n in outputs:
+                    out_kinds[n] = ANY
+
+    def history(name: str) -> frozenset[str]:
+        if name in base:
+            return base[name] | {NULL}
+        k = frozenset((NULL,))
+        if name in assigned:
+            k |= var[name]
+        if name in out_kinds:
+            k |= out_kinds[name]
+        return k if (name in assigned or name in out_kinds) else ANY
+
+    return KindOf(current, history=history)
 
 
 def _final_value(name: str, env: RowEnv, defined: set[str], script: A.Script,
@@ -237,8 +302,9 @@ def _expand_records(em: Emitter, gen: ExprGen, env: RowEnv, script: A.Script, tr
                 temps[n] = f"_f{i}"
         for n in tracking.lookback:
             block.append(f"{env.buffers[n]}.append({temps[n]})")
+        numeric = {n: gen.kinds is not None and gen.kinds.history(n) <= {NUM, NULL} for n in sources}
         for i, site in enumerate(gen.sites):
-            args = ", ".join(f"_numc({temps[s]})" for s in site.sources)
+            args = ", ".join(temps[s] if numeric[s] else f"_numc({temps[s]})" for s in site.sources)
             block.append(f"_I[{i}].commit({args})")
         if lazy:
             d = "{" + ", ".join(f"{n!r}: {temps[n]}" for n in lazy) + "}"

@@ -220,3 +220,21 @@ def test_display_form(v, text):
 def test_nested_display_quotes_strings():
     assert nested_display("a") == '"a"'
     assert display(["a"]) == '["a"]'
+
+
+def test_column_formatting_matches_cell_formatting():
+    """The writer formats float columns in bulk (Arrow for large blocks); the text must be
+    exactly what csv_cell gives for every value."""
+    import random
+
+    from dporch.engine.writers import csv_column
+
+    rng = random.Random(7)
+    values = [rng.uniform(-1e6, 1e6) for _ in range(400)] + [rng.random() * 10 ** rng.randint(-30, 30) for _ in range(400)]
+    values += [0.0, -0.0, 1e21, 1e-7, 2.0 ** 60, float("nan"), float("inf"), float("-inf"), None, 100.0, 0.1 + 0.2]
+    for col in (values, values[:50]):
+        assert csv_column(col) == [csv_cell(v) for v in col]
+    strings = ["a", "b,c", 'q"', "line\nbreak", "plain"]
+    assert csv_column(strings) == [csv_cell(v) for v in strings]
+    mixed = [1.0, "x", None, True, [1.0, "a"]]
+    assert csv_column(mixed) == [csv_cell(v) for v in mixed]

@@ -102,7 +102,7 @@ def same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=trees(), x=NUMBERS, y=st.one_of(NUMBERS, st.none()), z=st.sampled_from([[1.0, None], [2.0, -1.0]]))
 def test_compiled_expressions_match_the_reference(tree, x, y, z):
     env = {"x": x, "y": y, "z": z}
