@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,16 +32,28 @@ def ensure_data(rows: int, stocks: int) -> Path:
     return path
 
 
+# Spawned from a bare interpreter so that the peak RSS reported by wait4 is the command's own
+# (a child forked from this process would count this process's pages until exec).
+_MEASURE = ("import os, subprocess, sys, time\n"
+            "t = time.perf_counter()\n"
+            "p = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "print(time.perf_counter() - t, usage.ru_maxrss, status)\n")
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in KB) of one command."""
+    out = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *cmd], capture_output=True, text=True,
+                         check=True).stdout.split()
+    wall, rss, status = float(out[0]), int(out[1]), int(out[2])
+    if status != 0:
+        raise SystemExit(f"command failed ({status}): {' '.join(cmd)}")
+    return wall, rss
+
+
 def run_once(script: Path, data: Path, extra: list[str]) -> tuple[float, int]:
     """(wall seconds, peak RSS in KB) of one `dporch run` process."""
-    cmd = [sys.executable, "-m", "dporch.cli", "run", str(script), str(data), "-o", os.devnull, *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"dporch run failed ({status}): {' '.join(cmd)}")
-    return wall, usage.ru_maxrss
+    return measure([sys.executable, "-m", "dporch.cli", "run", str(script), str(data), "-o", os.devnull, *extra])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import lang_commands
+from . import lang_commands, stream_commands
 
 app = typer.Typer(
     name="dporch",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 lang_commands.register(app)
+stream_commands.register(app)
 
 
 def main() -> None:

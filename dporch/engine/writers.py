@@ -8,11 +8,12 @@ path. The text is identical to formatting each cell with :func:`~dporch.lang.for
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
 
-__all__ = ["RowWriter", "csv_column"]
+__all__ = ["RowWriter", "SplitWriter", "csv_column"]
 
 _NONE_FLOAT = {float, type(None)}
 
@@ -38,10 +39,7 @@ def _float_texts(col: Sequence[float | None]) -> list[str]:
     formatting (the same digits as Python's ``repr``, about 4x faster); exponents and NaN are
     then rewritten by :func:`csv_cell`, which never uses an exponent."""
     if len(col) >= _ARROW_MIN:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        texts = pc.fill_null(pc.cast(pa.array(col, pa.float64()), pa.string()), "").to_pylist()
+        texts = _arrow_texts(col)
     else:
         texts = [t[:-2] if t[-2:] == ".0" else t for t in map(repr, col)]
         texts = ["" if t == "None" else t for t in texts] if None in col else texts
@@ -51,19 +49,39 @@ def _float_texts(col: Sequence[float | None]) -> list[str]:
     return texts
 
 
+def _arrow_texts(col: Sequence[float | None]) -> list[str]:
+    # Built from raw buffers: pa.array() and pc.fill_null() would import pandas (~100 MB).
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(col)
+    if None in col:
+        present = np.fromiter((v is not None for v in col), dtype=bool, count=n)
+        values = np.fromiter((0.0 if v is None else v for v in col), dtype=np.float64, count=n)
+        validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    else:
+        values = np.array(col, dtype=np.float64)
+        validity = None
+    arr = pa.Array.from_buffers(pa.float64(), n, [validity, pa.py_buffer(values)])
+    texts = pc.cast(arr, pa.string()).to_pylist()
+    return ["" if t is None else t for t in texts] if validity is not None else texts
+
+
 class RowWriter:
     """Writes output rows to a text stream. Rows are joined into large writes; ``flush()``
     pushes them out (call it before reporting an error, so the rows written so far are
     complete, §9.5)."""
 
     def __init__(self, out: TextIO, columns: list[str], fmt: str = "csv", *, buffer_rows: int = 4096,
-                 header: bool = True):
+                 header: bool = True, owns: bool = False):
         if fmt not in ("csv", "json"):
             raise ValueError(f"unknown output format {fmt!r} (use csv or json)")
         self.out = out
         self.columns = columns
         self.fmt = fmt
         self.buffer_rows = max(1, buffer_rows)
+        self.owns = owns  # close() closes ``out``
         self._buf: list[str] = []
         self._pending = 0
         self.count = 0
@@ -77,8 +95,8 @@ class RowWriter:
             self._buf.append(json_line(self.columns, row)[:-1])
         self._added(1)
 
-    def write_rows(self, rows: list[list[Any]]) -> None:
-        """A block of rows (formatted column-wise for CSV)."""
+    def write_rows(self, rows: list[list[Any]], keys: list[Any] | None = None) -> None:
+        """A block of rows (formatted column-wise for CSV); ``keys`` are not needed here."""
         if not rows:
             return
         if self.fmt != "csv" or not self.columns:
@@ -101,3 +119,106 @@ class RowWriter:
             self._buf.clear()
             self._pending = 0
         self.out.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self.owns:
+            self.out.close()
+
+
+def _safe_name(key: Any) -> str:
+    """A key as a file name: path separators and control characters replaced."""
+    text = "_" if key is None or key == "" else str(key)
+    return "".join("_" if (c in '/\\:*?"<>|' or ord(c) < 32) else c for c in text)
+
+
+class SplitWriter:
+    """One CSV file per stream key, from a path template with ``{key}`` (``DIR/{key}.csv``).
+
+    Files are opened for appending: an existing file keeps its rows and gets no second header
+    (a different header is refused rather than mixed in). Rows are buffered and written in
+    arrival order; at most ``max_open`` files stay open at once."""
+
+    def __init__(self, template: str, columns: list[str], *, buffer_rows: int = 1000, max_open: int = 256,
+                 fields: dict[str, Any] | None = None):
+        self.template = template
+        self.columns = columns
+        self.header = csv_header(columns)
+        self.buffer_rows = max(1, buffer_rows)
+        self.max_open = max_open
+        self.fields = fields or {}
+        self._pending: dict[str, list[str]] = {}
+        self._n_pending = 0
+        self._open: dict[str, TextIO] = {}
+        self._paths: dict[Any, str] = {}  # key -> path when the template uses only {key}
+        self.count = 0
+
+    def path_for(self, key: Any, row: dict[str, Any] | None = None) -> str:
+        values = {k: _safe_name(v) for k, v in {**self.fields, **(row or {})}.items()}
+        values["key"] = _safe_name(key)
+        return self.template.format_map(_Defaults(values))
+
+    def write_rows(self, rows: list[list[Any]], keys: list[Any]) -> None:
+        if not rows:
+            return
+        texts = [csv_column(c) for c in zip(*rows)] if self.columns else [[] for _ in rows]
+        lines = map(",".join, zip(*texts)) if self.columns else ("" for _ in rows)
+        uses_row = "{" in self.template.replace("{key}", "")
+        pending, paths = self._pending, self._paths
+        for line, key, row in zip(lines, keys, rows):
+            if uses_row:
+                path = self.path_for(key, dict(zip(self.columns, row)))
+            else:
+                path = paths.get(key)
+                if path is None:
+                    path = paths[key] = self.path_for(key)
+            bucket = pending.get(path)
+            if bucket is None:
+                bucket = pending[path] = []
+            bucket.append(line)
+        self.count += len(rows)
+        self._n_pending += len(rows)
+        if self._n_pending >= self.buffer_rows:
+            self.flush()
+
+    def _handle(self, path: str) -> TextIO:
+        f = self._open.get(path)
+        if f is not None:
+            return f
+        if len(self._open) >= self.max_open:
+            oldest = next(iter(self._open))
+            self._open.pop(oldest).close()
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        if not new:
+            with open(path, encoding="utf-8", newline="") as existing:
+                first = existing.readline()
+            if first != self.header:
+                raise ValueError(f"{path} already exists with a different header "
+                                 f"({first.strip()!r}); move it away or choose another output")
+        f = open(path, "a", encoding="utf-8", newline="")
+        if new:
+            f.write(self.header)
+        self._open[path] = f
+        return f
+
+    def flush(self) -> None:
+        for path, lines in self._pending.items():
+            f = self._handle(path)
+            f.write("\n".join(lines) + "\n")
+            f.flush()
+        self._pending.clear()
+        self._n_pending = 0
+
+    def close(self) -> None:
+        self.flush()
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+
+class _Defaults(dict):
+    """Template fields missing from a row are written as '_' instead of failing."""
+
+    def __missing__(self, name: str) -> str:
+        return "_"

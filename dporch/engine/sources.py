@@ -1,0 +1,118 @@
+"""Line sources for streaming input: lines are handed over as soon as they arrive (a pipe, a
+socket file, stdin), in blocks of whatever is available, optionally following a growing file."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections import deque
+from typing import BinaryIO, Iterator
+
+__all__ = ["LineSource"]
+
+_CHUNK = 1 << 20
+
+
+class LineSource:
+    """Iterator over decoded lines of a file descriptor. ``wait_lines()`` blocks until at least
+    one complete line is buffered (or the input ended) and says how many are ready, so callers
+    can process what has arrived without waiting for a fixed block size.
+
+    ``follow``: at end of file keep polling for appended data (``tail -f``) until ``stop()``."""
+
+    def __init__(self, source: int | BinaryIO, *, follow: bool = False, poll: float = 0.1):
+        """``source``: a file descriptor, or a binary file object (one without a usable
+        descriptor, such as an in-memory stream, is read with ``read1``)."""
+        self.fd: int | None = None
+        self._file: BinaryIO | None = None
+        if isinstance(source, int):
+            self.fd = source
+        else:
+            try:
+                self.fd = source.fileno()
+            except (OSError, AttributeError, ValueError):
+                self._file = source
+        self.follow = follow
+        self.poll = poll
+        self._lines: deque[str] = deque()
+        self._partial = b""
+        self._eof = False
+        self._stopped = False
+        self._first = True
+        self.waiting = False  # True while blocked waiting for input (signals may interrupt)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def ready(self) -> int:
+        """Complete lines buffered now (no waiting)."""
+        return len(self._lines)
+
+    def unread(self, line: str) -> None:
+        self._lines.appendleft(line)
+
+    @property
+    def ended(self) -> bool:
+        return self._eof and not self._lines
+
+    def _fill(self) -> None:
+        """Read once (blocking until data, end of input or, when following, the next poll)."""
+        self.waiting = True
+        try:
+            if self._file is not None:
+                read = getattr(self._file, "read1", self._file.read)
+                data = read(_CHUNK)
+            else:
+                assert self.fd is not None
+                try:
+                    readable, _, _ = select.select([self.fd], [], [], self.poll if self.follow else None)
+                except (OSError, ValueError):  # not selectable (some files): just read
+                    readable = [self.fd]
+                if not readable:
+                    return
+                data = os.read(self.fd, _CHUNK)
+        finally:
+            self.waiting = False
+        if not data:
+            if self.follow and not self._stopped:
+                time.sleep(self.poll)
+                return
+            self._eof = True
+            if self._partial:
+                self._push(self._partial + b"\n")
+                self._partial = b""
+            return
+        self._push(data)
+
+    def _push(self, data: bytes) -> None:
+        buf = self._partial + data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            self._partial = buf
+            return
+        self._partial = buf[cut + 1:]
+        text = buf[: cut + 1].decode("utf-8", errors="replace")
+        if self._first:
+            self._first = False
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        parts = text.split("\n")
+        parts.pop()  # text ends with "\n"
+        self._lines.extend(line + "\n" for line in parts)
+
+    def wait_lines(self) -> int:
+        """Number of complete lines ready (0 only when the input has ended or we stopped)."""
+        while not self._lines and not self._eof and not self._stopped:
+            self._fill()
+        return len(self._lines)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self._lines:
+            self.wait_lines()
+            if not self._lines:
+                raise StopIteration
+        return self._lines.popleft()
