@@ -11,6 +11,7 @@ import typer
 
 from ..engine.batch import AUTO_KEY
 from ..engine.daemon import run_daemon
+from ..engine.parallel import run_parallel_daemon
 from ..engine.sources import LineSource
 from ..engine.writers import RowWriter, SplitWriter
 from .lang_commands import load_program
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
         split: bool = typer.Option(False, "--split/--merge", help="One CSV per key, or one merged CSV."),
         buffer: int = typer.Option(1000, "--buffer", min=1, help="Output rows buffered before a write (flushed when input pauses and at exit)."),
         follow: bool = typer.Option(False, "--follow", help="Keep reading a growing file (like tail -f)."),
+        workers: int = typer.Option(1, "--workers", min=1, help="Processes for --split CSV input: keys are spread over them by a stable hash."),
     ) -> None:
         """Stream rows through SCRIPT as they arrive: bad lines are reported and skipped, failing
         rows are skipped, and every accepted row is written before exit (also on Ctrl-C)."""
@@ -46,20 +48,32 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 _err(f"InputError: cannot read input {input}: {exc.strerror}")
                 raise typer.Exit(2) from None
-        if split:
-            if out is None:
-                _err("--split needs --out DIR (the folder for one CSV file per key)")
-                raise typer.Exit(2)
-            sink = SplitWriter(str(out / "{key}.csv"), program.outputs, buffer_rows=buffer)
-        else:
-            stream = open(out, "a" if out.exists() else "w", encoding="utf-8", newline="") if out else sys.stdout
-            header = not (out and out.exists() and out.stat().st_size > 0)
-            sink = RowWriter(stream, program.outputs, buffer_rows=buffer, header=header, owns=out is not None)
+        if workers > 1 and not split:
+            _err("--workers needs --split: a merged output must keep the input order across keys")
+            raise typer.Exit(2)
+        if split and out is None:
+            _err("--split needs --out DIR (the folder for one CSV file per key)")
+            raise typer.Exit(2)
         source = LineSource(src, follow=follow)
         try:
-            stats = run_daemon(program, source, sink, key=AUTO_KEY if key is None else key,
-                               window=window, report=lambda m: _err(f"warning: {m}"), note=_err)
+            if workers > 1:
+                stats = run_parallel_daemon(program, source, str(out / "{key}.csv"), workers=workers,
+                                            key=AUTO_KEY if key is None else key, window=window,
+                                            buffer=buffer, report=lambda m: _err(f"warning: {m}"), note=_err)
+            else:
+                stats = run_daemon(program, source, _sink(program.outputs, out, split, buffer),
+                                   key=AUTO_KEY if key is None else key,
+                                   window=window, report=lambda m: _err(f"warning: {m}"), note=_err)
         except ValueError as exc:  # an existing split file with another header
             _err(f"error: {exc}")
             raise typer.Exit(2) from None
         _err(stats.summary())
+
+
+def _sink(columns: list[str], out: Optional[Path], split: bool, buffer: int) -> SplitWriter | RowWriter:
+    if split:
+        assert out is not None
+        return SplitWriter(str(out / "{key}.csv"), columns, buffer_rows=buffer)
+    exists = out is not None and out.exists() and out.stat().st_size > 0
+    stream = open(out, "a", encoding="utf-8", newline="") if out else sys.stdout
+    return RowWriter(stream, columns, buffer_rows=buffer, header=not exists, owns=out is not None)

@@ -36,10 +36,17 @@ class Block:
 
 
 def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool,
-               warn: Callable[[str], None], state: dict, limit: int = BLOCK_LINES) -> tuple[Block, int]:
+               warn: Callable[[str], None], state: dict, limit: int = BLOCK_LINES,
+               line_of: Callable[[int], int] | None = None) -> tuple[Block, int]:
     """Up to ``limit`` records and the last line number read. Blank lines are skipped; a record
     with the wrong number of cells is padded/truncated (batch, one warning for extra cells) or
-    marked bad (strict)."""
+    marked bad (strict). ``line_of`` maps the running line number to the input's (when the
+    lines come from a larger input, as in the parallel daemon)."""
+    if line_of is not None:
+        block, last = read_block(lines, line_no, n_cells, strict=strict, state=state, limit=limit,
+                                 warn=lambda m: warn(_renumber(m, line_of)))
+        block.lines = [line_of(n) for n in block.lines]
+        return block, last
     block = Block()
     raw = list(islice(lines, limit))
     if not raw:
@@ -97,6 +104,13 @@ def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool
         starts.append(start)
     block.rows, block.lines = rows_out, starts
     return block, line_no
+
+
+def _renumber(message: str, line_of: Callable[[int], int]) -> str:
+    head, sep, rest = message.partition(":")
+    if head.startswith("line ") and head[5:].isdigit():
+        return f"line {line_of(int(head[5:]))}{sep}{rest}"
+    return message
 
 
 def text_column(col: Sequence[str], kind: str | None, on_bad: OnBad) -> list:

@@ -126,3 +126,27 @@ def test_sigterm_loses_no_accepted_row(tmp_path):
     rows = (out / "A.csv").read_text().splitlines()[1:] + (out / "B.csv").read_text().splitlines()[1:]
     assert len(rows) == 3000, err
     assert "rows in 3000, rows out 3000" in err
+
+
+def test_parallel_workers_write_the_same_files(tmp_path):
+    s = ROOT / "workflows" / "indicators.dp"
+    data = ROOT / "data" / "sample_ticks.csv"
+    text = data.read_text().replace("000002,2015-01-07", "000002,2015-01-07,extra", 1)
+    bad = tmp_path / "in.csv"
+    bad.write_text(text)
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1 = runner.invoke(app, ["daemon", str(s), str(bad), "--split", "--out", str(one)])
+    p = subprocess.run([sys.executable, "-m", "dporch.cli", "daemon", str(s), str(bad), "--split", "--out", str(two),
+                        "--workers", "2"], capture_output=True, text=True)
+    assert r1.exit_code == 0 and p.returncode == 0, p.stderr
+    assert sorted(x.name for x in one.iterdir()) == sorted(x.name for x in two.iterdir())
+    for f in one.iterdir():
+        assert f.read_text() == (two / f.name).read_text()
+    bad_line = next(i + 1 for i, line in enumerate(text.splitlines()) if ",extra," in line)
+    assert f"input line {bad_line}" in r1.stderr and f"input line {bad_line}" in p.stderr
+    assert "rows in 300, rows out 299, errors 1" in p.stderr
+
+
+def test_workers_need_split(tmp_path):
+    r = runner.invoke(app, ["daemon", str(script(tmp_path)), "-", "--workers", "2"], input="stock_code,close\n")
+    assert r.exit_code == 2 and "--workers needs --split" in r.stderr

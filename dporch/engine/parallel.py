@@ -1,0 +1,172 @@
+"""Key-partitioned parallel daemon: the reading process routes CSV lines by a stable hash of the
+key cell to worker processes; each worker runs its own StreamingExecutor and writes the split
+files of its keys. A key always goes to the same worker, so per-key history and file order are
+exactly those of a single process.
+
+Only ``--split`` output is parallel: a merged file must keep input order across keys.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import sys
+import time
+import zlib
+from typing import Any, Callable
+
+from ..lang.program import Program
+from .batch import AUTO_KEY
+from .columns import BLOCK_LINES, read_block
+from .readers import BadLine
+from .daemon import DaemonStats
+from .readers import _split_quoted
+from .sources import LineSource
+from .streaming import RowError, StreamingExecutor
+from .writers import SplitWriter
+
+__all__ = ["run_parallel_daemon", "stable_hash"]
+
+
+def stable_hash(text: str) -> int:
+    """Deterministic across processes and runs (Python's hash() is salted)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _worker(conn: Any, program: Program, header: list[str], key: Any, window: int, template: str,
+            buffer: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the reading process decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    errors = 0
+
+    def on_error(err: RowError) -> None:
+        nonlocal errors
+        errors += 1
+        print(f"warning: {err}", file=sys.stderr, flush=True)
+
+    ex = StreamingExecutor(program, window_size=window, key=key, on_error=on_error)
+    ex.bind(header)
+    sink = SplitWriter(template, program.outputs, buffer_rows=buffer)
+    try:
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            numbers, text = msg  # numbers: the input line number of each physical line
+            lines = iter(text.split("\n")[:-1])
+            block, _ = read_block((ln + "\n" for ln in lines), 0, len(header), strict=True,
+                                  warn=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True),
+                                  state={}, limit=len(numbers), line_of=lambda n: numbers[n - 1])
+            result = ex.push_many((header, block))
+            sink.write_rows(result.rows, result.keys)
+            if conn.poll() is False:
+                sink.flush()  # nothing queued: make the rows visible
+    finally:
+        sink.close()
+        conn.send((ex.rows_in, ex.rows_out, errors))
+        conn.close()
+
+
+def run_parallel_daemon(program: Program, source: LineSource, template: str, *, workers: int, key: Any,
+                        window: int, buffer: int, report: Callable[[str], None],
+                        note: Callable[[str], None] | None = None) -> DaemonStats:
+    """Like :func:`~dporch.engine.daemon.run_daemon` for CSV input and split output, on
+    ``workers`` processes."""
+    stats = DaemonStats()
+    t0 = time.perf_counter()
+    line_no = 0
+    header: list[str] | None = None
+    while header is None:
+        if source.wait_lines() == 0:
+            stats.seconds = time.perf_counter() - t0
+            return stats
+        first = next(source)
+        line_no += 1
+        if first.strip():
+            cells, used = _split_quoted(first, line_no, lambda: next(source, None)) if '"' in first \
+                else ([c.strip() for c in first.split(",")], 1)
+            line_no += used - 1
+            header = cells
+    probe = StreamingExecutor(program, window_size=window, key=key)
+    probe.bind(header)
+    part = probe._key
+    if note and part is not None and key is AUTO_KEY:
+        note(f"partitioning streams by column {part} (use --key none for one stream)")
+    kidx = header.index(part) if part is not None else None
+    ctx = mp.get_context("fork")
+    pipes, procs = [], []
+    for _ in range(workers):
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_worker, args=(child, program, header, key, window, template, buffer),
+                        daemon=True)
+        p.start()
+        child.close()
+        pipes.append(parent)
+        procs.append(p)
+    stop = {"now": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop["now"] = True
+        source.stop()
+        if source.waiting:
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop["now"]:
+            n = source.wait_lines()
+            if n == 0:
+                break
+            pending = iter([next(source) for _ in range(min(n, BLOCK_LINES * workers))])
+            buckets: list[tuple[list[int], list[str]]] = [([], []) for _ in range(workers)]
+            for line in pending:
+                line_no += 1
+                start = line_no
+                record = line
+                if kidx is None:
+                    w = 0
+                else:
+                    if '"' in line:
+                        consumed: list[str] = []
+
+                        def more() -> str | None:
+                            nxt = next(pending, None)
+                            nxt = nxt if nxt is not None else next(source, None)
+                            if nxt is not None:
+                                consumed.append(nxt)
+                            return nxt
+
+                        try:
+                            cells, _ = _split_quoted(line, line_no, more)
+                        except BadLine:
+                            cells = [""]  # the worker reports the line
+                        record = line + "".join(consumed)
+                        line_no += len(consumed)
+                    else:
+                        cells = line.split(",", kidx + 1)
+                    k = cells[kidx].strip() if kidx < len(cells) else ""
+                    w = stable_hash(k) % workers
+                if not record.strip():
+                    continue
+                record = record if record.endswith("\n") else record + "\n"
+                buckets[w][0].extend(range(start, start + record.count("\n")))
+                buckets[w][1].append(record)
+            for conn, (numbers, lines) in zip(pipes, buckets):
+                if numbers:
+                    conn.send((numbers, "".join(lines)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for conn in pipes:
+            conn.send(None)
+        for conn, p in zip(pipes, procs):
+            rows_in, rows_out, errors = conn.recv()
+            stats.rows_in += rows_in
+            stats.rows_out += rows_out
+            stats.errors += errors
+            p.join()
+        stats.seconds = time.perf_counter() - t0
+    return stats
+
