@@ -58,6 +58,36 @@ def load_program(script: Path, strict_null: bool = False) -> Program:
     return program
 
 
+def _run_columns(program: Program, input: str, output: Path | None, key: str | None, explain: bool) -> bool:
+    """Try the column form on a CSV file; False when the row form must run instead."""
+    from ..engine.columnar import run_columns
+    from ..lang.vector_values import Unsupported
+
+    try:
+        out = open(output, "wb") if output else sys.stdout.buffer
+    except OSError as exc:
+        _err(f"InputError: cannot write {output}: {exc.strerror}")
+        raise typer.Exit(2) from None
+    try:
+        run_columns(program, input, out, key=AUTO_KEY if key is None else key, note=_err)
+    except Unsupported as exc:
+        if explain:
+            _err(f"using the row form: {exc}")
+        return False
+    except KeyColumnError as exc:
+        _err(f"{exc.kind}: {exc.message}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        _err(f"InputError: cannot read input {input}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    finally:
+        if output:
+            out.close()
+    if explain:
+        _err("used the column form")
+    return True
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
@@ -67,9 +97,18 @@ def register(app: typer.Typer) -> None:
         key: Optional[str] = typer.Option(None, "--key", help="Partition streams by this column, or 'none' for one stream. Default: stock_code when the input has it."),
         fmt: OutFormat = typer.Option(OutFormat.csv, "--format", help="Output format."),
         strict_null: bool = typer.Option(False, "--strict-null", help="Null operands raise NullReference (the original's behaviour)."),
+        explain: bool = typer.Option(False, "--explain", help="Say on stderr which form (column or row) runs each statement, and why."),
+        row_form: bool = typer.Option(False, "--row-form", help="Always use the row form (the column form is used for CSV files when the script allows it)."),
     ) -> None:
         """Run SCRIPT once per input row (batch mode) and print the output rows."""
         program = load_program(script, strict_null)
+        if explain:
+            from ..lang.vector import explain as explain_forms
+            for line in explain_forms(program):
+                _err(line)
+        if (input not in (None, "-") and fmt is OutFormat.csv and not strict_null and not row_form
+                and _run_columns(program, input, output, key, explain)):
+            return
         try:
             records = read_records(open_text(input))
         except InputError as exc:

@@ -1,15 +1,20 @@
 """Differential test: random scripts over random interleaved multi-key data give the same cells
-whether run in batch (``dporch run --key``) or pushed tick by tick into a StreamingExecutor."""
+in the row form (batch, ``dporch run --key``), pushed tick by tick into a StreamingExecutor, and
+in the column form (when the script and data allow it; otherwise it must say so)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dporch.engine.columnar import run_columns
 from dporch.engine.streaming import StreamingExecutor
+from dporch.lang.vector_values import Unsupported
 from dporch.lang.format import csv_cell
 
 from ..conftest import compile_src, run_csv
@@ -83,3 +88,31 @@ def test_streaming_equals_batch(src, data):
     ex = StreamingExecutor(program, window_size=100, key="k")
     got = [list(o.values()) for row in csv.DictReader(io.StringIO(data)) if (o := ex.push(row)) is not None]
     assert cells(got) == cells(expected), src
+
+
+def column_cells(program, data: str, key: str = "k") -> list[list[str]] | None:
+    """Output cells of the column form, or None when it declines (Unsupported)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "in.csv"
+        path.write_text(data)
+        out = io.BytesIO()
+        try:
+            run_columns(program, str(path), out, key=key)
+        except Unsupported:
+            return None
+    rows = list(csv.reader(io.StringIO(out.getvalue().decode())))
+    return rows[1:]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(src=scripts(), data=datasets())
+def test_column_form_equals_row_form(src, data):
+    program = compile_src(src)
+    try:
+        expected = cells(run_csv(program, data, key="k"))
+    except Exception as exc:  # noqa: BLE001 - a row-form error: the column form must decline
+        assert column_cells(program, data) is None, (src, exc)
+        return
+    got = column_cells(program, data)
+    if got is not None:
+        assert got == expected, src
