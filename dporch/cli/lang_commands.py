@@ -11,7 +11,7 @@ import typer
 
 from ..engine.batch import AUTO_KEY, KeyColumnError, run_batch
 from ..engine.readers import open_text, read_records
-from ..engine.writers import RowWriter
+from ..engine.writers import LazyFile, RowWriter
 from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError
 from ..lang.program import Program, compile_program, read_script
 
@@ -58,16 +58,18 @@ def load_program(script: Path, strict_null: bool = False) -> Program:
     return program
 
 
+def _not_utf8(input: str | None, exc: UnicodeDecodeError) -> str:
+    where = "stdin" if input in (None, "-") else input
+    return (f"InputError: {where} is not valid UTF-8 (byte {exc.start} of a read block: "
+            f"{exc.reason}); convert the file to UTF-8")
+
+
 def _run_columns(program: Program, input: str, output: Path | None, key: str | None, explain: bool) -> bool:
     """Try the column form on a CSV file; False when the row form must run instead."""
     from ..engine.columnar import run_columns
     from ..lang.vector_values import Unsupported
 
-    try:
-        out = open(output, "wb") if output else sys.stdout.buffer
-    except OSError as exc:
-        _err(f"InputError: cannot write {output}: {exc.strerror}")
-        raise typer.Exit(2) from None
+    out = LazyFile(output, binary=True) if output else sys.stdout.buffer
     try:
         run_columns(program, input, out, key=AUTO_KEY if key is None else key, note=_err)
     except Unsupported as exc:
@@ -114,12 +116,11 @@ def register(app: typer.Typer) -> None:
         except InputError as exc:
             _err(exc.format())
             raise typer.Exit(2) from None
-        try:
-            out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-        except OSError as exc:
-            _err(f"InputError: cannot write {output}: {exc.strerror}")
+        except UnicodeDecodeError as exc:
+            _err(_not_utf8(input, exc))
             raise typer.Exit(2) from None
-        writer = RowWriter(out, program.outputs, fmt.value)
+        out = LazyFile(output) if output else sys.stdout
+        writer = RowWriter(out, program.outputs, fmt.value, owns=output is not None)
         try:
             run_batch(program, records, writer.write, key=AUTO_KEY if key is None else key,
                       note=_err, warn=lambda m: _err(f"warning: {m}"), write_block=writer.write_rows)
@@ -127,19 +128,18 @@ def register(app: typer.Typer) -> None:
             _err(f"{exc.kind}: {exc.message}")
             raise typer.Exit(2) from None
         except InputError as exc:
-            writer.flush()
+            writer.close()
             _err(exc.format())
             raise typer.Exit(2) from None
+        except UnicodeDecodeError as exc:
+            writer.close()
+            _err(_not_utf8(input, exc))
+            raise typer.Exit(2) from None
         except DPLangError as exc:
-            writer.flush()
+            writer.close()
             report(exc)
             raise typer.Exit(1) from None
-        finally:
-            if output:
-                writer.flush()
-        writer.flush()
-        if output:
-            out.close()
+        writer.close()
 
     @app.command()
     def check(script: Path = typer.Argument(..., help="A DPLang data or package script.")) -> None:

@@ -61,6 +61,17 @@ def evaluate(program: Program, inputs: dict[str, Col], key_codes: np.ndarray | N
     return emitted, [c.take(pick) for c in outs], len(groups)
 
 
+def _has_quote(path: str) -> bool:
+    import mmap
+
+    with open(path, "rb") as f:
+        try:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return m.find(b'"') >= 0
+        except ValueError:  # an empty file cannot be mapped
+            return False
+
+
 def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_KEY,
                 note: Callable[[str], None] | None = None, threads: int = 2) -> ColumnResult:
     """Run ``program`` over the CSV file ``path`` in the column form, writing CSV to ``out``."""
@@ -69,6 +80,10 @@ def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_K
         header_line = f.readline()
     if sniff_format(header_line) != "csv":
         raise Unsupported("JSON input (the column form reads CSV)")
+    if '"' in header_line or any(c != c.strip() for c in header_line.rstrip("\r\n").split(",")):
+        raise Unsupported("a header with quotes or blanks around names")
+    if _has_quote(path):
+        raise Unsupported("quoted fields (the row form reads them exactly, RFC 4180)")
     header = next(csv_records([header_line]), (0, []))[1] if header_line.strip() else []
     if not header:
         raise Unsupported("an empty input")

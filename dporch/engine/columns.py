@@ -33,6 +33,7 @@ class Block:
     lines: list[int] | range = field(default_factory=list)
     bad: dict[int, str] = field(default_factory=dict)
     done: bool = False  # the input ended
+    exact: bool = False  # cells are final (quoted ones kept as written): do not trim
 
 
 def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool,
@@ -85,7 +86,7 @@ def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool
         else:
             if not line.strip():
                 continue
-            cells = line.split(",")
+            cells = [c.strip() for c in line.split(",")]
         if len(cells) != n_cells:
             if len(cells) == 1 and not cells[0].strip():
                 continue
@@ -103,6 +104,7 @@ def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool
         rows_out.append(cells)
         starts.append(start)
     block.rows, block.lines = rows_out, starts
+    block.exact = True
     return block, line_no
 
 
@@ -113,8 +115,18 @@ def _renumber(message: str, line_of: Callable[[int], int]) -> str:
     return message
 
 
-def text_column(col: Sequence[str], kind: str | None, on_bad: OnBad) -> list:
-    """Type a column of raw (untrimmed) CSV cell texts."""
+def text_column(col: Sequence[str], kind: str | None, on_bad: OnBad, *, exact: bool = False) -> list:
+    """Type a column of CSV cell texts: raw ones (trimmed here), or ``exact`` ones (already
+    trimmed where unquoted; a quoted cell keeps its blanks, so `" 1"` is not a number)."""
+    if exact:
+        conv = make_converter(kind)
+        out = []
+        for i, c in enumerate(col):
+            try:
+                out.append(conv(c))
+            except CellError as exc:
+                out.append(on_bad(i, c, exc.message))
+        return out
     if kind == "number":
         joined = "".join(col)
         if "_" not in joined and joined.isascii():

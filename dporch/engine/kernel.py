@@ -45,8 +45,9 @@ def run_csv_blocks(lines: Iterator[str], line_no: int, columns: list[str], schem
             def on_bad(i: int, text: str, message: str, _name: str = name) -> None:
                 warn(f"line {block.lines[i]}, column {_name}: {message}; using null")
 
-            typed.append(text_column(cols[j], kind, on_bad))
-        keys = text_column(cols[key_index], "string", _no_bad) if key_index is not None else [None] * n
+            typed.append(text_column(cols[j], kind, on_bad, exact=block.exact))
+        keys = text_column(cols[key_index], "string", _no_bad, exact=block.exact) \
+            if key_index is not None else [None] * n
         out: list = []
         get = streams.get
         k = None

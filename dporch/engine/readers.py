@@ -126,12 +126,15 @@ def json_records(f: Iterable[str], start_line: int = 1) -> Iterator[tuple[int, d
     """Records of JSON lines (or one JSON array of objects): (line number, object)."""
     it = iter(f)
     line_no = start_line - 1
+    first = True
     for line in it:
         line_no += 1
         s = line.strip()
         if not s:
             continue
-        if s.startswith("["):
+        opens_array = first and s.startswith("[")
+        first = False
+        if opens_array:
             text = s + "".join(it)
             try:
                 data = json_loads(text)

@@ -288,9 +288,10 @@ class StreamingExecutor:
                 def on_bad(i: int, text: str, message: str, _n: str = name) -> None:
                     bad.setdefault(i, f"column {_n}: {message}")
 
-                values.append(text_column(cols[j], kind, on_bad))
+                values.append(text_column(cols[j], kind, on_bad, exact=block.exact))
             kj = index.get(self._key) if self._key is not None else None
-            keys = text_column(cols[kj], "string", lambda *a: None) if kj is not None else [None] * len(block.rows)
+            keys = text_column(cols[kj], "string", lambda *a: None, exact=block.exact) \
+                if kj is not None else [None] * len(block.rows)
             return columns, values, keys, bad, lines
         nan_is_null = False
         if hasattr(batch, "to_pydict") and hasattr(batch, "schema"):  # pyarrow RecordBatch/Table

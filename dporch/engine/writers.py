@@ -13,7 +13,7 @@ from typing import Any, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
 
-__all__ = ["RowWriter", "SplitWriter", "csv_column"]
+__all__ = ["RowWriter", "SplitWriter", "LazyFile", "csv_column"]
 
 _NONE_FLOAT = {float, type(None)}
 
@@ -85,8 +85,9 @@ class RowWriter:
         self._buf: list[str] = []
         self._pending = 0
         self.count = 0
-        if fmt == "csv" and header:
-            out.write(csv_header(columns))
+        # The header goes out with the first flush: an error found before any row is processed
+        # (a bad --key, unreadable input) leaves no output at all (§9.5).
+        self._header = csv_header(columns) if fmt == "csv" and header else ""
 
     def write(self, row: list[Any]) -> None:
         if self.fmt == "csv":
@@ -114,6 +115,9 @@ class RowWriter:
             self.flush()
 
     def flush(self) -> None:
+        if self._header:
+            self.out.write(self._header)
+            self._header = ""
         if self._buf:
             self.out.write("\n".join(self._buf) + "\n")
             self._buf.clear()
@@ -124,6 +128,33 @@ class RowWriter:
         self.flush()
         if self.owns:
             self.out.close()
+
+
+class LazyFile:
+    """A file opened for writing on the first write (so that an early error creates no
+    file); UTF-8 text, or bytes with ``binary=True``."""
+
+    def __init__(self, path: str | os.PathLike, *, binary: bool = False):
+        self.path = path
+        self.binary = binary
+        self._f: Any = None
+
+    def _open(self) -> Any:
+        if self._f is None:
+            self._f = open(self.path, "wb") if self.binary else \
+                open(self.path, "w", encoding="utf-8", newline="")
+        return self._f
+
+    def write(self, data: Any) -> int:
+        return self._open().write(data)
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
 
 
 def _safe_name(key: Any) -> str:

@@ -99,6 +99,9 @@ class _Checker:
             return
         if ctx.get("error_scope") and name == "__error__":
             return
+        if ctx.get("error_scope") and name == "_error":
+            self.error(node, "_error is a record: use _error.type, _error.message or _error.line")
+            return
         if name in BUILTINS or name in INDICATORS or name in SERIES_FUNCS or name == "POSITION":
             self.error(node, f"undefined variable: {name} ({name} is a function; call it, or wrap it in a lambda)")
         elif name in self.packages or name in self.own_quals:
@@ -114,7 +117,7 @@ class _Checker:
         if name in scope.known or name in scope.lenient:
             return
         if ctx.get("row"):
-            if name in ctx["all_assigned"] or name in ctx["outputs"] or not ctx["declared_input"]:
+            if name in ctx["all_assigned"] or name in (ctx.get("outputs") or ()) or not ctx["declared_input"]:
                 return
             if name in BUILTIN_VARS:
                 return
@@ -157,8 +160,7 @@ class _Checker:
         name = e.name
         if name in scope.known or name in scope.lenient:
             self.reads.add(name)
-            if name not in BUILTINS and name not in INDICATORS:
-                return  # a lambda variable: checked at run time
+            return  # a variable (maybe holding a lambda) shadows builtins: checked at run time
         if self.own is not None and name in scope.callees:
             fdef = next(f for f in self.own.functions if f.name == name)
             self.check_params(e, fdef, n, has_spread, f"{name}")
@@ -170,6 +172,8 @@ class _Checker:
             self.error(e, f"undefined function: {name}")
             return
         lo, hi, keywords = spec
+        if name == "POSITION":
+            self.reads.add("position")
         if name in SERIES_FUNCS:
             self.series_call(e, scope, ctx)
         for k, _ in e.kwargs:
@@ -189,8 +193,7 @@ class _Checker:
         if isinstance(first, A.Name):
             self.series_base(first, scope, ctx)
         elif isinstance(first, A.Str):
-            self.reads.add(first.value)
-            self.history_reads.add(first.value)
+            self.series_base(A.Name(first.line, first.col, first.value), scope, ctx)
         else:
             self.error(first, f"{e.name}'s first argument must name a series (a name or a string literal)")
 
@@ -294,7 +297,7 @@ class _Checker:
                "declared_input": script.declared_input, "assigned_at": {}}
         if script.error_block is not None:
             ectx = dict(ctx, error_scope=True)
-            self.block(script.error_block, set(inputs), {"lenient": body_assigned | {"_error"}}, ectx, set())
+            self.block(script.error_block, set(inputs), {"lenient": body_assigned}, ectx, set())
         self.block(script.body, set(inputs), {}, ctx, set(inputs))
         exempt = inputs | set(script.output_names) | self.history_reads
         for name, node in ctx["assigned_at"].items():

@@ -363,8 +363,8 @@ class ExprGen:
 
     def x_Slice(self, e: A.Slice) -> str:
         if not (isinstance(e.base, A.Name) and self.env.in_row):
-            s = "None" if e.start is None else self.expr(e.start)
-            t = "None" if e.end is None else self.expr(e.end)
+            s = "_OMIT" if e.start is None else self.expr(e.start)
+            t = "_OMIT" if e.end is None else self.expr(e.end)
             return f"_array_slice({self.expr(e.base)}, {s}, {t})"
         first, cur, buf, col = self._series_target(e.base.id)
         s = "None" if e.start is None else self.expr(e.start)
@@ -382,13 +382,14 @@ class ExprGen:
             series = self._tail_slice(e.base.id, buf, -int(a), cur if b == "0" else None)
             if cur == "None":
                 return series
-            return f"(_array_slice({cur}, {s}, {t}) if type({first}) is list else {series})"
+            return (f"(_array_slice({cur}, {s if e.start is not None else '_OMIT'}, "
+                    f"{t if e.end is not None else '_OMIT'}) if type({first}) is list else {series})")
         ahead = "None" if col is None else col
         series = f"_hist_slice({buf}, {a}, {b}, {cur}, S, {ahead})"
         if cur == "None":
             return series
         # Bounds are evaluated inside whichever branch runs (each once).
-        arr = f"_array_slice({cur}, {s}, {t})"
+        arr = f"_array_slice({cur}, {s if e.start is not None else '_OMIT'}, {t if e.end is not None else '_OMIT'})"
         return f"({arr} if type({first}) is list else {series})"
 
     def _tail_slice(self, name: str, buf: str, n: int, cur: str | None) -> str:
@@ -417,7 +418,7 @@ class ExprGen:
             return self.pkgfn_call(pkg, e)
         # A variable holding a lambda shadows builtins; other values do not (§6.7).
         r = self.env.raw(e.name)
-        fallback = self.function_call(e)
+        fallback = self.function_call(e, checked=r is not None)
         if r is None:
             return fallback if fallback is not None else f"_undefined_fn({e.name!r})"
         args = self.args_code(e)
@@ -428,11 +429,15 @@ class ExprGen:
             fallback = f"_undefined_fn({e.name!r})"
         return f"({lam} if type({f}) is _Lambda else {fallback})"
 
-    def function_call(self, e: A.Call) -> str | None:
-        """A call of a sibling package function, a special form or a builtin; None if unknown."""
+    def function_call(self, e: A.Call, checked: bool = False) -> str | None:
+        """A call of a sibling package function, a special form or a builtin; None if unknown.
+        ``checked``: the static check did not verify the arity (a variable of the same name
+        might have held a lambda), so check it when the call runs."""
         if self.own is not None and e.name in self.own.functions:
             return self.pkgfn_call(self.own, e)
         if e.name in INDICATORS:
+            if checked:
+                return f"_ind_call({e.name!r}, {self.args_code(e)})"
             return self.indicator_call(e)
         if e.name in SERIES_FUNCS:
             return self.series_call(e)
@@ -442,7 +447,7 @@ class ExprGen:
         if b is None:
             return None
         args = self.args_code(e)
-        if any(isinstance(a, A.Spread) for a in e.args):
+        if checked or any(isinstance(a, A.Spread) for a in e.args):
             return f"_call_checked({self.const('builtin:' + e.name, b)}, {args})"
         return f"{self.const('fn:' + e.name, b.fn)}({args})"
 
@@ -460,6 +465,11 @@ class ExprGen:
                     srcs[params.index(k)] = self.env.source(v.id) or "None"
         stream = "S" if self.env.in_row else "None"
         args = self.args_code(e, kwnames)
+        if any(isinstance(a, A.Spread) for a in e.args):
+            lo = sum(1 for p in fdef.params if p.default is None)
+            label = f"{pkg.qual}.{e.name}"
+            return (f"_call_pkg({pkg.func_py[e.name]}, {label!r}, {lo}, {len(params)}, {stream}, "
+                    f"{_tuple(srcs)}{', ' if args else ''}{args})")
         return f"{pkg.func_py[e.name]}({stream}, {_tuple(srcs)}{', ' if args else ''}{args})"
 
     def position_call(self, e: A.Call) -> str:

@@ -104,8 +104,9 @@ def is_identifier(text: str) -> bool:
 
 
 class _Scanner:
-    def __init__(self, src: str, file: str | None):
+    def __init__(self, src: str, file: str | None, decls: bool = True):
         self.src = src
+        self.decls = decls  # f-string placeholders have no declarations (`{--3}` is 3)
         self.file = file
         self.lines = src.split("\n")
         self.pos = 0
@@ -157,7 +158,7 @@ class _Scanner:
                 while self.pos < n and src[self.pos] != "\n":
                     self._advance()
                 continue
-            if at_line_start and self.depth == 0 and src.startswith("--", self.pos):
+            if at_line_start and self.decls and self.depth == 0 and src.startswith("--", self.pos):
                 self._declaration()
                 at_line_start = False
                 continue
@@ -474,8 +475,9 @@ def _indent_width(line: str) -> int:
     return width
 
 
-def tokenize(source: str, file: str | None = None) -> tuple[list[Token], list[Diagnostic]]:
-    """Tokens of ``source`` (already normalised or not) plus lexer warnings."""
-    scanner = _Scanner(normalize_source(source), file)
+def tokenize(source: str, file: str | None = None, *, decls: bool = True) -> tuple[list[Token], list[Diagnostic]]:
+    """Tokens of ``source`` (already normalised or not) plus lexer warnings. ``decls=False``
+    reads ``--`` at a line start as two minus signs (for f-string placeholders)."""
+    scanner = _Scanner(normalize_source(source), file, decls)
     raw = scanner.scan()
     return _layout(scanner, raw), scanner.warnings

@@ -9,7 +9,7 @@ sets; STRICT restores the original's null errors (kind NullReference, §7.2's ``
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -58,8 +58,8 @@ def _dec_op(op: str, a: Decimal, b: Decimal) -> Decimal | float:
             if not b:
                 raise ZeroDivision("remainder by zero (modulo 0)")
             return DEC.remainder(a, b)  # truncated: sign of the dividend
-    except InvalidOperation as exc:  # pragma: no cover - guarded above
-        raise DPTypeError(f"invalid decimal operation: {exc}") from None
+    except DecimalException:
+        raise DPTypeError(f"decimal result out of range: {nested_display(a)} {op} {nested_display(b)}") from None
     return ieee_pow(float(a), float(b))
 
 

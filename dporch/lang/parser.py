@@ -413,7 +413,7 @@ class _Parser:
         try:
             while not self.at(")"):
                 if self.at("IDENT") and self.peek().kind == "=":
-                    kt = self.next()
+                    kt = self.ident("a keyword argument name")
                     self.next()
                     if any(k == kt.value for k, _ in kwargs):
                         raise self.error(f"keyword argument repeated: {kt.value}", kt)
@@ -593,7 +593,7 @@ class _Parser:
         if not p.text:
             raise bad()
         try:
-            toks, _ = tokenize(p.text, self.file)
+            toks, _ = tokenize(p.text, self.file, decls=False)
         except Exception:
             raise bad() from None
         # Shift positions to the placeholder's place in the file.

@@ -59,6 +59,13 @@ def _arity_error(name: str, lo: int, hi: int, given: tuple) -> Any:
     raise ArgumentMismatch(f"function {name} argument count mismatch: expected {lo}-{hi}, got {n}")
 
 
+def _call_pkg(fn: Any, name: str, lo: int, hi: int, S: Any, srcs: tuple, *args: Any, **kw: Any) -> Any:
+    n = len(args) + len(kw)
+    if not lo <= n <= hi:
+        raise ArgumentMismatch(f"function {name} argument count mismatch: expected {lo}-{hi}, got {n}")
+    return fn(S, srcs, *args, **kw)
+
+
 def _nvl0(v: Any) -> Any:
     return 0.0 if v is None or v is rt.UNSET else v
 
@@ -77,14 +84,14 @@ _RUNTIME: dict[str, Any] = {
     "_UNSET": rt.UNSET, "_MISSING": _MISSING, "_chk": _chk, "_undefined_var": _undefined_var,
     "_undefined_fn": _undefined_fn, "_Lambda": Lambda, "_call_value": rt.call_value,
     "_pipe_value": rt.pipe_value, "_call_checked": _call_checked, "_display": display,
-    "_spread": rt.spread, "_array_index": rt.array_index, "_array_slice": rt.array_slice,
+    "_spread": rt.spread, "_array_index": rt.array_index, "_array_slice": rt.array_slice, "_OMIT": rt.OMIT,
     "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
     "_index_number": rt.index_number, "_destructure": rt.destructure,
     "_result_row": rt.result_row, "_apply_precision": rt.apply_precision,
     "_series_func": rt.series_func, "_series_outside": _series_outside,
     "_ind_values": values_call, "_ind_call": dynamic_call, "_any_list": any_list, "_num": num,
     "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": ieee_fmod,
-    "_ScriptExit": ScriptExit, "_arity_error": _arity_error,
+    "_ScriptExit": ScriptExit, "_arity_error": _arity_error, "_call_pkg": _call_pkg,
 }
 
 _UNBOUND_RE = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")

@@ -52,11 +52,18 @@ def array_index(a: Any, i: Any) -> Any:
     return a[k] if 0 <= k < n else None
 
 
+class _Omitted:
+    __slots__ = ()
+
+
+OMIT: Any = _Omitted()  # an omitted slice bound (null is a TypeError, §6.9)
+
+
 def array_slice(a: Any, s: Any, e: Any) -> list:
     if type(a) is not list:
         raise DPTypeError(f"slicing requires an array, got {nested_display(a)}")
-    ks = None if s is None else index_number(s, "slice index")
-    ke = None if e is None else index_number(e, "slice index")
+    ks = None if s is OMIT else index_number(s, "slice index")
+    ke = None if e is OMIT else index_number(e, "slice index")
     return a[ks:ke]
 
 

@@ -112,7 +112,7 @@ def is_number(v: Any) -> bool:
 
 def number_to_decimal(x: float) -> Decimal:
     """A number converted to decimal through its shortest text (0.1 -> 0.1, §4.6)."""
-    return Decimal(repr(float(x)))
+    return Decimal(number_text(float(x)))
 
 
 def dp_equal(a: Any, b: Any) -> bool:

@@ -1,0 +1,1 @@
+"""Backtests: the trading engine, metrics, the Dask job and the report."""
