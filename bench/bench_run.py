@@ -36,7 +36,7 @@ def ensure_data(rows: int, stocks: int) -> Path:
 # (a child forked from this process would count this process's pages until exec).
 _MEASURE = ("import os, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
-            "p = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)\n"
+            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
             "_, status, usage = os.wait4(p.pid, 0)\n"
             "print(time.perf_counter() - t, usage.ru_maxrss, status)\n")
 

@@ -173,7 +173,8 @@ def run_partition(part: pd.DataFrame, spec: BacktestSpec) -> PartitionResult:
         part[spec.close_col].to_numpy(dtype=np.float64)
     closes = part[spec.close_col].to_numpy(dtype=np.float64)
     times = part[spec.time].astype(str).to_numpy()
-    metrics, trades, curves, charts = [], [], [], []
+    time_codes, time_values = pd.factorize(times, sort=True)  # ints: fast union and lookups
+    metrics, trades, curves, charts = [], [], [], []  # trades: plain dicts, one frame at the end
     bars_long = 0
     fees = 0.0
     for s, e in zip(starts, ends):
@@ -197,18 +198,30 @@ def run_partition(part: pd.DataFrame, spec: BacktestSpec) -> PartitionResult:
                         **trade_metrics(np.array(closed), open_trades=len(sim.trades) - len(closed),
                                         fees=fee_sum, shares=sim.shares),
                         "buy_and_hold": float(c[-1] / c[0] - 1) if len(c) and c[0] else None})
-        trades.append(_trades_frame(key, sim))
-        curves.append(pd.Series(sim.equity, index=times[sub], name=key))
+        trades += _trade_rows(key, sim)
+        curves.append((time_codes[sub], sim.equity))
         charts.append((len(sim.trades), key, times[sub], c, sim))
         bars_long += int((sim.shares > 0).sum())
         fees += fee_sum
     charts.sort(key=lambda x: -x[0])
     chart_bars = pd.concat([_bars_frame(k, t, c, sim) for _, k, t, c, sim in charts[: spec.chart_instruments]],
                            ignore_index=True) if charts else _empty_bars()
-    wide = pd.concat(curves, axis=1).sort_index().ffill().fillna(spec.capital_each)
-    curve = pd.DataFrame({"time": wide.index.to_numpy(), "equity": wide.sum(axis=1).to_numpy()})
-    return PartitionResult(pd.DataFrame(metrics), pd.concat(trades, ignore_index=True), curve,
+    union = np.arange(len(time_values))
+    total = np.zeros(len(union))
+    for t, eq in curves:
+        total += _carry(union, t, eq, spec.capital_each)
+    curve = pd.DataFrame({"time": np.asarray(time_values, dtype=object), "equity": total})
+    trade_frame = pd.DataFrame(trades, columns=list(_empty_trades().columns)) if trades else _empty_trades()
+    return PartitionResult(pd.DataFrame(metrics), trade_frame, curve,
                            spec.capital_each * len(curves), bars_long, len(part), fees, chart_bars)
+
+
+def _carry(union: np.ndarray, times: np.ndarray, values: np.ndarray, before: float) -> np.ndarray:
+    """``values`` (at sorted ``times``) on the ``union`` of times: carried forward, ``before``
+    until the first time."""
+    pos = np.searchsorted(times, union, side="right") - 1
+    out = values[np.clip(pos, 0, None)] if len(values) else np.zeros(len(union))
+    return np.where(pos >= 0, out, before)
 
 
 def _bars_frame(key: Any, times: np.ndarray, closes: np.ndarray, sim: Simulation) -> pd.DataFrame:
@@ -217,12 +230,11 @@ def _bars_frame(key: Any, times: np.ndarray, closes: np.ndarray, sim: Simulation
                          "fill_price": sim.fill_price, "fee": sim.fee})
 
 
-def _trades_frame(key: Any, sim: Simulation) -> pd.DataFrame:
-    rows = [{"key": key, "entry_time": t.entry_time, "entry_price": t.entry_price, "exit_time": t.exit_time,
+def _trade_rows(key: Any, sim: Simulation) -> list[dict[str, Any]]:
+    return [{"key": key, "entry_time": t.entry_time, "entry_price": t.entry_price, "exit_time": t.exit_time,
              "exit_price": t.exit_price, "size": t.shares, "cost": t.cost, "proceeds": t.proceeds,
              "fees": t.fees, "pnl": t.pnl if t.closed else None, "return": t.ret if t.closed else None,
              "bars_held": t.bars_held} for t in sim.trades]
-    return pd.DataFrame(rows, columns=list(_empty_trades().columns))
 
 
 def _empty_bars() -> pd.DataFrame:

@@ -106,8 +106,11 @@ def run_backtest(program: Program, paths: list[str], opts: BacktestOptions,
         client = Client(opts.scheduler, direct_to_workers=True)
         cluster = None
     else:
+        # Worker processes (the per-instrument work is Python) import the backtest code while
+        # they start, in parallel, rather than on their first task.
         cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+                               dashboard_address=None, silence_logs=40,
+                               preload=["dporch.backtest.instruments"])
         client = Client(cluster)
     try:
         timings["cluster"] = time.perf_counter() - t0

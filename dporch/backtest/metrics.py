@@ -25,11 +25,12 @@ def drawdown(equity: np.ndarray, capital: float) -> tuple[np.ndarray, float, int
     """(drawdown per bar as a fraction, max drawdown, longest drawdown duration in bars)."""
     curve = np.concatenate(([capital], equity))
     peaks = np.maximum.accumulate(curve)
-    dd = np.where(peaks > 0, 1 - curve / peaks, 0.0)
-    longest = run = 0
-    for under in dd[1:] > 0:
-        run = run + 1 if under else 0
-        longest = max(longest, run)
+    with np.errstate(all="ignore"):
+        dd = np.where(peaks > 0, 1 - curve / peaks, 0.0)
+    under = np.concatenate(([False], dd[1:] > 0, [False])).astype(np.int8)
+    edges = np.diff(under)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int((ends - starts).max()) if len(starts) else 0
     return dd[1:], float(dd.max()) if len(dd) else 0.0, longest
 
 

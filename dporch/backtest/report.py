@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -61,7 +61,10 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_report(result: BacktestResult, out: Path, *, html: bool = True) -> list[Path]:
+def write_report(result: BacktestResult, out: Path, *, html: bool = True,
+                 timings: Callable[[], dict[str, float]] | None = None) -> list[Path]:
+    """Write the report files; summary.json goes last, with ``timings()`` (the time split,
+    measured up to that moment) when given."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
     trades = out / "trades.csv"
@@ -70,15 +73,17 @@ def write_report(result: BacktestResult, out: Path, *, html: bool = True) -> lis
     result.portfolio.to_csv(equity, index=False)
     instruments = out / "instruments.csv"
     result.instruments.rename(columns={"key": "instrument"}).to_csv(instruments, index=False)
+    if html:
+        page = out / "report.html"
+        _bokeh_page(result, page)
+        files.append(page)
+    if timings is not None:
+        result.timings = timings()
     summary = out / "summary.json"
     payload = {**result.summary, "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
                "instruments": result.instruments.to_dict("records")}
     summary.write_text(json.dumps(_json_safe(payload), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     files += [trades, equity, instruments, summary]
-    if html:
-        page = out / "report.html"
-        _bokeh_page(result, page)
-        files.append(page)
     return files
 
 

@@ -104,7 +104,7 @@ class Book:
             self._open = Trade(time, bar)
             self.trades.append(self._open)
         t = self._open
-        t.entry_price = (t.entry_price * t.shares + pb * qty) / (t.shares + qty)
+        t.entry_price = pb if not t.shares else (t.entry_price * t.shares + pb * qty) / (t.shares + qty)
         t.shares += qty
         t.cost += qty * pb + fee
         t.fees += fee
@@ -126,7 +126,7 @@ class Book:
         self.fees += fee
         t = self._open
         assert t is not None
-        t.exit_price = ((t.exit_price or 0.0) * t.sold + ps * qty) / (t.sold + qty)
+        t.exit_price = ps if not t.sold else (t.exit_price * t.sold + ps * qty) / (t.sold + qty)  # type: ignore[operator]
         t.sold += qty
         t.proceeds += value - fee
         t.fees += fee
