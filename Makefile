@@ -17,9 +17,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The main job. Until the orchestrator lands this runs the indicator example over the sample data.
+# The main job: a Dask scheduler, two workers and the orchestrator (tasks.toml), API on :8888.
 serve: $(STAMP)
-	$(VENV)/bin/dporch run workflows/indicators.dp data/sample_ticks.csv
+	bin/serve.sh
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py

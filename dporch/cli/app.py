@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backtest_command, lang_commands, stream_commands
+from . import backtest_command, lang_commands, serve_commands, stream_commands
 
 app = typer.Typer(
     name="dporch",
@@ -16,6 +16,7 @@ app = typer.Typer(
 lang_commands.register(app)
 stream_commands.register(app)
 backtest_command.register(app)
+serve_commands.register(app)
 
 
 def main() -> None:

@@ -216,11 +216,13 @@ class StreamingExecutor:
         if self.on_error is not None:
             self.on_error(err)
 
-    def push_many(self, batch: Any) -> StepResult:
+    def push_many(self, batch: Any, keys: Sequence[Any] | None = None) -> StepResult:
         """Process a batch of rows in order: a pandas DataFrame, a pyarrow RecordBatch or Table,
-        a sequence of dicts, or a text :class:`~dporch.engine.columns.Block` with its header
-        (``(columns, block)``, as the daemon reads CSV)."""
-        columns, values, keys, bad, lines = self._columns(batch)
+        a dict of column lists, a sequence of dicts, or a text
+        :class:`~dporch.engine.columns.Block` with its header (``(columns, block)``, as the
+        daemon reads CSV). ``keys`` overrides the stream key of each row."""
+        columns, values, row_keys, bad, lines = self._columns(batch)
+        keys = row_keys if keys is None else list(keys)
         result = StepResult(columns=self.program.outputs)
         n = len(keys)
         base = self.rows_in
@@ -297,6 +299,9 @@ class StreamingExecutor:
         if hasattr(batch, "to_pydict") and hasattr(batch, "schema"):  # pyarrow RecordBatch/Table
             data = batch.to_pydict()
             columns = list(data)
+        elif isinstance(batch, dict):  # column name -> list of values
+            data = batch
+            columns = list(batch)
         elif hasattr(batch, "columns") and hasattr(batch, "to_dict"):  # pandas DataFrame
             columns = [str(c) for c in batch.columns]
             data = {str(c): batch[c].tolist() for c in batch.columns}

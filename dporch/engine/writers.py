@@ -134,15 +134,17 @@ class LazyFile:
     """A file opened for writing on the first write (so that an early error creates no
     file); UTF-8 text, or bytes with ``binary=True``."""
 
-    def __init__(self, path: str | os.PathLike, *, binary: bool = False):
+    def __init__(self, path: str | os.PathLike, *, binary: bool = False, append: bool = False):
         self.path = path
         self.binary = binary
+        self.append = append
         self._f: Any = None
 
     def _open(self) -> Any:
         if self._f is None:
-            self._f = open(self.path, "wb") if self.binary else \
-                open(self.path, "w", encoding="utf-8", newline="")
+            mode = ("a" if self.append else "w") + ("b" if self.binary else "")
+            self._f = open(self.path, mode) if self.binary else \
+                open(self.path, mode, encoding="utf-8", newline="")
         return self._f
 
     def write(self, data: Any) -> int:

@@ -1,0 +1,1 @@
+"""The control plane: JSON-lines TCP API server and client (one protocol module)."""

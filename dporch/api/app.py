@@ -1,0 +1,174 @@
+"""`dporch serve`: one asyncio process with the Dask client, the task manager, the persistent
+registry and the API server (ARCHITECTURE.md §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..orchestration.config import ConfigError, task_to_dict
+from ..orchestration.manager import TaskManager
+from ..orchestration.registry import Registry
+from ..orchestration.task import TaskState
+from .server import APIServer
+
+__all__ = ["ServeOptions", "Service", "serve"]
+
+log = logging.getLogger("dporch.serve")
+
+
+@dataclass
+class ServeOptions:
+    config: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8888
+    scheduler: str | None = None
+    workers: int = 2
+    state_dir: Path = Path(".dporch")
+    token: str | None = None
+    dashboard: str = ":8787"
+    restore_running: bool = True
+    data_dirs: list[str] = field(default_factory=list)
+
+
+class Service:
+    """The running server; ``start()`` then ``wait()``; ``stop()`` drains everything."""
+
+    def __init__(self, opts: ServeOptions):
+        self.opts = opts
+        self.cluster: Any = None
+        self.client: Any = None
+        self.manager: TaskManager | None = None
+        self.api: APIServer | None = None
+        self.registry: Registry | None = None
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        opts = self.opts
+        if opts.scheduler:
+            self.client = await Client(opts.scheduler, asynchronous=True, direct_to_workers=True)
+        else:
+            self.cluster = await LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
+                                              asynchronous=True, dashboard_address=opts.dashboard,
+                                              silence_logs=logging.WARNING)
+            self.client = await Client(self.cluster, asynchronous=True, direct_to_workers=True)
+        opts.state_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(opts.state_dir / "registry.sqlite")
+        self.manager = TaskManager(self.client, state_dir=opts.state_dir)
+        if opts.config is not None:
+            if opts.config.exists():
+                issues = await self.manager.load(opts.config)
+                for i in issues:
+                    print(f"config: {i}", file=sys.stderr)
+            else:
+                print(f"config: {opts.config} not found; starting with no tasks from it", file=sys.stderr)
+        await self._restore()
+        data_dirs = opts.data_dirs or self.manager.global_.data_dirs or [str(Path.cwd() / "data")]
+        self.api = APIServer(self.manager, host=opts.host, port=opts.port, token=opts.token,
+                             data_dirs=data_dirs, info=self._info, on_change=self._persist)
+        await self.api.start()
+
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"scheduler": self.client.scheduler.address if self.client else None}
+        try:
+            info["dashboard"] = self.client.dashboard_link if self.client else None
+        except Exception:  # noqa: BLE001 - no dashboard
+            info["dashboard"] = None
+        return info
+
+    async def _restore(self) -> None:
+        """Bring back the tasks created through the API (SEED §12.2)."""
+        assert self.registry is not None and self.manager is not None
+        for entry in self.registry.entries():
+            if entry.origin != "api":
+                continue
+            if entry.id in self.manager.tasks:
+                print(f"registry: task {entry.id!r} is also in the config file; the config file's wins",
+                      file=sys.stderr)
+                continue
+            try:
+                task = self.manager.create(entry.config, base_dir=entry.base_dir)
+            except ConfigError as exc:
+                print(f"registry: task {entry.id!r} cannot be restored: {exc}", file=sys.stderr)
+                continue
+            if entry.state in ("running", "paused") and self.opts.restore_running:
+                try:
+                    await self.manager.start(entry.id)
+                except Exception as exc:  # noqa: BLE001
+                    print(f"registry: task {entry.id!r} failed to restart: {exc}", file=sys.stderr)
+            elif entry.state in ("stopped", "running", "paused", "error"):
+                task.state = TaskState.STOPPED
+
+    def _persist(self, task_id: str) -> None:
+        assert self.registry is not None and self.manager is not None
+        task = self.manager.tasks.get(task_id)
+        if task is None:
+            self.registry.delete(task_id)
+        elif task.config.source is None:
+            self.registry.save(task_id, task_to_dict(task.config), task.config.base_dir, "api", task.state.value)
+
+    def banner(self) -> str:
+        assert self.api is not None and self.manager is not None
+        tasks = self.manager.tasks.values()
+        running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
+        lines = [f"dporch serve: API on {self.opts.host}:{self.api.port} (JSON lines), "
+                 f"{len(tasks)} task(s), {running} running"]
+        try:
+            lines.append(f"  Dask scheduler {self.client.scheduler.address}, dashboard {self.client.dashboard_link}")
+        except Exception:  # noqa: BLE001
+            lines.append(f"  Dask scheduler {self.client.scheduler.address}")
+        for t in tasks:
+            where = t.input.describe() if t.input else t.config.input.type
+            lines.append(f"  task {t.config.id}: {t.state.value}, input {where}")
+        return "\n".join(lines)
+
+    async def stop(self) -> None:
+        """Drain and flush every task, remember which were running, release everything."""
+        if self.manager is not None and self.registry is not None:
+            for tid, task in self.manager.tasks.items():
+                if task.config.source is None:
+                    self.registry.save(tid, task_to_dict(task.config), task.config.base_dir, "api", task.state.value)
+            await self.manager.shutdown()
+        if self.api is not None:
+            await self.api.close()
+        if self.client is not None:
+            await self.client.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+        if self.registry is not None:
+            self.registry.close()
+
+
+async def serve(opts: ServeOptions) -> None:
+    service = Service(opts)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        print(service.banner(), file=sys.stderr, flush=True)
+        if opts.host not in ("127.0.0.1", "localhost", "::1") and not opts.token:
+            print(f"warning: the API listens on {opts.host} without a token: anyone who can reach it controls "
+                  "the tasks; pass --token", file=sys.stderr)
+        await stop.wait()
+        print("dporch serve: stopping (draining tasks, flushing outputs)...", file=sys.stderr, flush=True)
+    finally:
+        await service.stop()
+        print("dporch serve: stopped", file=sys.stderr, flush=True)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("distributed", "bokeh", "tornado", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")

@@ -1,0 +1,241 @@
+"""Python clients of the dporch API: :class:`Client` (blocking) and :class:`AsyncClient`.
+
+One method per action; an error response raises :class:`DporchAPIError` with its ``code``.
+
+    with Client("127.0.0.1", 8888) as c:
+        c.create_task({...})
+        c.start_task("task-001")
+        c.push_data("task-001", [{"stock_code": "000001", "close": 15.32}])
+        rows = c.fetch_output("task-001", limit=10)["rows"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+
+from .protocol import MAX_LINE, encode
+
+__all__ = ["Client", "AsyncClient", "DporchAPIError", "TaskSummary", "parse_server", "DEFAULT_SERVER"]
+
+DEFAULT_SERVER = "127.0.0.1:8888"
+
+
+class DporchAPIError(Exception):
+    """An error response of the server."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class TaskSummary:
+    id: str
+    name: str
+    status: str
+    compute_pool_size: int
+    processed_count: int
+
+
+def parse_server(text: str | None) -> tuple[str, int]:
+    """``host:port`` (default: $DPORCH_SERVER or 127.0.0.1:8888)."""
+    text = text or os.environ.get("DPORCH_SERVER") or DEFAULT_SERVER
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"server address must be host:port, got {text!r}")
+    return host, int(port)
+
+
+class _Methods:
+    """The actions, shared by both clients: each calls ``self._call(action, params)``."""
+
+    def _call(self, action: str, params: dict[str, Any]) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def ping(self) -> Any:
+        return self._call("ping", {})
+
+    def server_info(self) -> Any:
+        return self._call("server_info", {})
+
+    def create_task(self, config: dict[str, Any]) -> Any:
+        return self._call("create_task", config)
+
+    def delete_task(self, task_id: str) -> Any:
+        return self._call("delete_task", {"task_id": task_id})
+
+    def update_task(self, task_id: str, updates: dict[str, Any]) -> Any:
+        return self._call("update_task", {"task_id": task_id, "updates": updates})
+
+    def list_tasks(self) -> Any:
+        return self._call("list_tasks", {})
+
+    def get_task(self, task_id: str) -> Any:
+        return self._call("get_task", {"task_id": task_id})
+
+    def start_task(self, task_id: str) -> Any:
+        return self._call("start_task", {"task_id": task_id})
+
+    def pause_task(self, task_id: str) -> Any:
+        return self._call("pause_task", {"task_id": task_id})
+
+    def resume_task(self, task_id: str) -> Any:
+        return self._call("resume_task", {"task_id": task_id})
+
+    def stop_task(self, task_id: str) -> Any:
+        return self._call("stop_task", {"task_id": task_id})
+
+    def reset_task(self, task_id: str) -> Any:
+        return self._call("reset_task", {"task_id": task_id})
+
+    def push_data(self, task_id: str, rows: list[dict[str, Any]]) -> Any:
+        return self._call("push_data", {"task_id": task_id, "data": rows})
+
+    def attach_file(self, task_id: str, file_path: str) -> Any:
+        return self._call("attach_file", {"task_id": task_id, "file_path": file_path})
+
+    def fetch_output(self, task_id: str, limit: int = 100, offset: int = 0) -> Any:
+        return self._call("fetch_output", {"task_id": task_id, "limit": limit, "offset": offset})
+
+    def get_errors(self, task_id: str, limit: int = 100) -> Any:
+        return self._call("get_errors", {"task_id": task_id, "limit": limit})
+
+
+def _result(resp: dict[str, Any]) -> Any:
+    if resp.get("status") != "ok":
+        raise DporchAPIError(resp.get("code", "internal"), resp.get("message", ""))
+    return resp.get("data")
+
+
+class Client(_Methods):
+    """Blocking client over one TCP connection."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8888, *, token: str | None = None,
+                 timeout: float | None = 60.0):
+        self.host, self.port, self.token = host, port, token or os.environ.get("DPORCH_TOKEN")
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def connect(cls, server: str | None = None, **kw: Any) -> "Client":
+        host, port = parse_server(server)
+        return cls(host, port, **kw)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one request; returns the raw final response (progress events are skipped)."""
+        rid = next(self._ids)
+        msg: dict[str, Any] = {"action": action, "params": params, "id": rid}
+        if self.token:
+            msg["token"] = self.token
+        self.sock.sendall(encode(msg))
+        while True:
+            resp = self._read()
+            if resp.get("event") is None and resp.get("id", rid) == rid:
+                return resp
+
+    def _read(self) -> dict[str, Any]:
+        line = self.file.readline(MAX_LINE + 2)
+        if not line:
+            raise ConnectionError("the server closed the connection")
+        return json.loads(line)
+
+    def _call(self, action: str, params: dict[str, Any]) -> Any:
+        return _result(self.request(action, params))
+
+    def subscribe(self, task_id: str, filt: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield output rows as they are produced; close the client (or break) to stop."""
+        _result(self.request("subscribe_output", {"task_id": task_id, "filter": filt or {}}))
+        while True:
+            msg = self._read()
+            if msg.get("event") == "output":
+                yield msg["data"]
+
+    def unsubscribe(self) -> Any:
+        return self._call("unsubscribe", {})
+
+
+class AsyncClient(_Methods):
+    """asyncio client; requests are pipelined: many may be in flight on the connection."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8888, *, token: str | None = None):
+        self.host, self.port, self.token = host, port, token or os.environ.get("DPORCH_TOKEN")
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader_task: asyncio.Task | None = None
+
+    async def connect(self) -> "AsyncClient":
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE + 2)
+        self._reader_task = asyncio.create_task(self._read_loop())
+        return self
+
+    async def __aenter__(self) -> "AsyncClient":
+        return await self.connect()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._reader_task:
+            self._reader_task.cancel()
+        if self.writer:
+            self.writer.close()
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                for f in self._waiting.values():
+                    if not f.done():
+                        f.set_exception(ConnectionError("the server closed the connection"))
+                return
+            msg = json.loads(line)
+            if msg.get("event"):
+                await self._events.put(msg)
+                continue
+            fut = self._waiting.pop(msg.get("id"), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+
+    async def request(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.writer is not None, "call connect() first"
+        rid = next(self._ids)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        msg: dict[str, Any] = {"action": action, "params": params, "id": rid}
+        if self.token:
+            msg["token"] = self.token
+        self.writer.write(encode(msg))
+        await self.writer.drain()
+        return await fut
+
+    async def _call(self, action: str, params: dict[str, Any]) -> Any:  # type: ignore[override]
+        return _result(await self.request(action, params))
+
+    async def subscribe(self, task_id: str, filt: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        await self._call("subscribe_output", {"task_id": task_id, "filter": filt or {}})
+        while True:
+            msg = await self._events.get()
+            if msg.get("event") == "output":
+                yield msg["data"]

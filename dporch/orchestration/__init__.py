@@ -1,0 +1,1 @@
+"""Task orchestration on Dask: configuration, tasks, compute pools, routing, pipelines."""

@@ -1,0 +1,257 @@
+"""Input pipelines (SEED §6.1): stdin, file (streamed, optionally followed), TCP listener.
+
+Each input hands the task *chunks*: ``(header, records, first_line, source)`` where records are
+CSV cell lists (with the connection's or file's own header) or JSON objects. A paused task
+stops reading, which a TCP client feels as backpressure; ``feed`` awaits the task, so a full
+compute pool slows the readers down too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from ..engine.readers import _split_quoted, json_loads
+from .config import InputConfig
+
+__all__ = ["Chunk", "Feed", "make_input", "InputPipeline", "LineSplitter"]
+
+log = logging.getLogger("dporch.input")
+_READ = 1 << 16
+
+
+@dataclass
+class Chunk:
+    header: list[str] | None  # CSV: the columns of the records; JSON: None
+    records: list[Any]  # CSV cell lists or JSON objects (or ValueError for a bad JSON line)
+    lines: list[int]  # line number of each record in its source
+    source: str  # "file:/path", "tcp:host:port", "stdin", "push"
+
+
+Feed = Callable[[Chunk], Awaitable[None]]
+
+
+class LineSplitter:
+    """Bytes in, complete lines out; the first line is the CSV header (or JSON data)."""
+
+    def __init__(self, fmt: str, source: str):
+        self.fmt = fmt
+        self.source = source
+        self.partial = b""
+        self.header: list[str] | None = None
+        self.line = 0
+        self._first = True
+
+    def feed(self, data: bytes, final: bool = False) -> Chunk | None:
+        buf = self.partial + data
+        cut = buf.rfind(b"\n")
+        if cut < 0 and not final:
+            self.partial = buf
+            return None
+        text_bytes, self.partial = (buf, b"") if final else (buf[: cut + 1], buf[cut + 1:])
+        text = text_bytes.decode("utf-8", errors="replace")
+        if self._first and text.startswith("\ufeff"):
+            text = text[1:]
+        self._first = False
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        records: list[Any] = []
+        numbers: list[int] = []
+        it = iter(lines)
+        for line in it:
+            self.line += 1
+            if not line.strip():
+                continue
+            if self.fmt == "json":
+                try:
+                    obj = json_loads(line)
+                    if not isinstance(obj, dict):
+                        raise ValueError("expected one JSON object per line")
+                except ValueError as exc:
+                    obj = ValueError(str(exc))
+                records.append(obj)
+                numbers.append(self.line)
+                continue
+            start = self.line
+            if '"' in line:
+                consumed = 0
+
+                def more() -> str | None:
+                    nonlocal consumed
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        consumed += 1
+                    return None if nxt is None else nxt + "\n"
+
+                try:
+                    cells, _ = _split_quoted(line + "\n", start, more)
+                except ValueError as exc:
+                    cells = ValueError(str(exc))  # type: ignore[assignment]
+                self.line += consumed
+            else:
+                cells = [c.strip() for c in line.split(",")]
+            if self.header is None:
+                if isinstance(cells, ValueError):
+                    continue
+                self.header = cells
+                continue
+            records.append(cells)
+            numbers.append(start)
+        if not records:
+            return None
+        return Chunk(self.header if self.fmt == "csv" else None, records, numbers, self.source)
+
+
+class InputPipeline:
+    """Base: ``run(feed)`` reads until closed; ``pause``/``resume`` gate the reading."""
+
+    def __init__(self, cfg: InputConfig, task_id: str):
+        self.cfg = cfg
+        self.task_id = task_id
+        self.running = asyncio.Event()
+        self.running.set()
+        self._closed = False
+        self.done = asyncio.Event()  # the input has ended (file end, stdin end)
+        self.ready = asyncio.Event()  # reading can begin (a TCP input: it is listening)
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self.running.set()
+
+    async def run(self, feed: Feed) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.cfg.type
+
+
+class FileInput(InputPipeline):
+    """A file read in blocks (never loaded whole); ``follow`` keeps reading as it grows."""
+
+    def describe(self) -> str:
+        return f"file {self.cfg.path}"
+
+    async def run(self, feed: Feed) -> None:
+        assert self.cfg.path is not None
+        split = LineSplitter(self.cfg.format, f"file:{self.cfg.path}")
+        loop = asyncio.get_running_loop()
+        with open(self.cfg.path, "rb") as f:
+            self.ready.set()
+            while not self._closed:
+                await self.running.wait()
+                if self._closed:
+                    break
+                data = await loop.run_in_executor(None, f.read, _READ * 4)
+                if not data:
+                    if self.cfg.follow:
+                        await asyncio.sleep(0.1)
+                        continue
+                    chunk = split.feed(b"", final=True)
+                    if chunk:
+                        await feed(chunk)
+                    break
+                chunk = split.feed(data)
+                if chunk:
+                    await feed(chunk)
+        self.done.set()
+
+
+class StdinInput(InputPipeline):
+    def describe(self) -> str:
+        return "stdin"
+
+    async def run(self, feed: Feed) -> None:
+        split = LineSplitter(self.cfg.format, "stdin")
+        loop = asyncio.get_running_loop()
+        self.ready.set()
+        stream = sys.stdin.buffer
+        read = getattr(stream, "read1", stream.read)
+        while not self._closed:
+            await self.running.wait()
+            data = await loop.run_in_executor(None, read, _READ)
+            if not data:
+                chunk = split.feed(b"", final=True)
+                if chunk:
+                    await feed(chunk)
+                break
+            chunk = split.feed(data)
+            if chunk:
+                await feed(chunk)
+        self.done.set()
+
+
+class TcpInput(InputPipeline):
+    """Listens on host:port; every connection sends a CSV header line, then rows (or JSON
+    lines). Many clients at once; a paused task stops reading from all of them."""
+
+    def __init__(self, cfg: InputConfig, task_id: str):
+        super().__init__(cfg, task_id)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections = 0
+        self.port: int | None = None
+        self._handlers: set[asyncio.Task] = set()
+
+    def describe(self) -> str:
+        return f"tcp {self.cfg.host}:{self.port or self.cfg.port}"
+
+    async def run(self, feed: Feed) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername")
+            split = LineSplitter(self.cfg.format, f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp")
+            self.connections += 1
+            task = asyncio.current_task()
+            if task:
+                self._handlers.add(task)
+            try:
+                while not self._closed:
+                    await self.running.wait()
+                    if self._closed:
+                        break
+                    data = await reader.read(_READ)
+                    if not data:
+                        chunk = split.feed(b"", final=True)
+                        if chunk:
+                            await feed(chunk)
+                        break
+                    chunk = split.feed(data)
+                    if chunk:
+                        await feed(chunk)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                self.connections -= 1
+                if task:
+                    self._handlers.discard(task)
+                writer.close()
+
+        self.server = await asyncio.start_server(handle, self.cfg.host, self.cfg.port, limit=_READ * 4)
+        sock = self.server.sockets[0] if self.server.sockets else None
+        self.port = sock.getsockname()[1] if sock else self.cfg.port
+        log.info("task %s listens on %s:%s", self.task_id, self.cfg.host, self.port)
+        self.ready.set()
+        async with self.server:
+            while not self._closed:
+                await asyncio.sleep(0.1)
+        self.done.set()
+
+    async def close(self) -> None:
+        await super().close()
+        if self.server is not None:
+            self.server.close()
+        for t in list(self._handlers):
+            t.cancel()
+
+
+def make_input(cfg: InputConfig, task_id: str) -> InputPipeline:
+    return {"file": FileInput, "stdin": StdinInput, "tcp": TcpInput}[cfg.type](cfg, task_id)
+

@@ -1,0 +1,253 @@
+"""Output pipelines (SEED §6.2): stdout, file (merge, or split by a path template), TCP client;
+and the bounded in-memory buffer every task keeps for fetch_output / subscribe_output.
+
+Paths are templates: ``{column}`` takes the row's value, ``{task_id}`` the task's id, ``{key}``
+the routing key (``./output/{stock_code}.csv``). Rows are buffered ``buffer_size`` at a time;
+``auto_flush`` writes every row at once; rows older than ``max_delay`` seconds are flushed by
+the task's timer so an idle stream is not left in a buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from ..engine.writers import LazyFile, RowWriter, SplitWriter
+from ..lang.format import csv_header, json_line
+from .config import OutputConfig
+
+__all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError"]
+
+log = logging.getLogger("dporch.output")
+
+
+class OutputIOError(Exception):
+    """The output cannot be written (after reconnecting, for TCP)."""
+
+
+class OutputBuffer:
+    """The last ``maxlen`` output rows of a task, with a running total and subscribers.
+
+    ``rows`` is a ring: once more than ``maxlen`` rows were produced, the oldest are gone and
+    offsets in fetch_output count from the oldest row still held (``first_index`` says which
+    overall row number that is). A subscriber gets a bounded queue; when it is full, new events
+    for that subscriber are dropped and counted instead of buffered without bound."""
+
+    def __init__(self, maxlen: int = 10000):
+        self.rows: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self.total = 0
+        self.subscribers: list["Subscription"] = []
+
+    @property
+    def first_index(self) -> int:
+        return self.total - len(self.rows)
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(rows)
+        self.total += len(rows)
+        for sub in list(self.subscribers):
+            sub.offer(rows)
+
+    def subscribe(self, filt: dict[str, Any] | None = None, maxsize: int = 1000) -> "Subscription":
+        sub = Subscription(self, filt or {}, maxsize)
+        self.subscribers.append(sub)
+        return sub
+
+
+class Subscription:
+    def __init__(self, buffer: OutputBuffer, filt: dict[str, Any], maxsize: int):
+        self.buffer = buffer
+        self.filter = filt
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def offer(self, rows: list[dict[str, Any]]) -> None:
+        f = self.filter
+        for r in rows:
+            if f and any(r.get(k) != v for k, v in f.items()):
+                continue
+            try:
+                self.queue.put_nowait(r)
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+    def close(self) -> None:
+        if self in self.buffer.subscribers:
+            self.buffer.subscribers.remove(self)
+
+
+class OutputPipeline:
+    """Where a task's output rows go: ``write(rows, keys)`` then ``flush()``/``close()``."""
+
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
+        self.cfg = cfg
+        self.columns = columns
+        self.task_id = task_id
+        self.pending_since: float | None = None
+
+    def write(self, rows: list[list], keys: list[Any]) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def flush(self) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    async def aflush(self) -> None:
+        self.flush()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.flush()
+
+    def set_buffer_size(self, n: int) -> None:
+        self.cfg.buffer_size = n
+
+    def describe(self) -> str:
+        return self.cfg.type
+
+
+class _WriterOutput(OutputPipeline):
+    """stdout and file outputs, through the engine's CSV / JSON-lines writers."""
+
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
+        super().__init__(cfg, columns, task_id)
+        self.writer: RowWriter | SplitWriter
+        fields = {"task_id": task_id}
+        if cfg.type == "stdout":
+            self.writer = RowWriter(sys.stdout, columns, cfg.format, buffer_rows=cfg.buffer_size)
+        elif cfg.mode == "split":
+            assert cfg.path is not None
+            if cfg.format != "csv":
+                raise OutputIOError("split file outputs are CSV (set output.format = \"csv\")")
+            self.writer = SplitWriter(cfg.path, columns, buffer_rows=cfg.buffer_size, fields=fields)
+        else:
+            assert cfg.path is not None
+            path = Path(cfg.path.format_map({**fields, "key": "all"}))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            exists = path.exists() and path.stat().st_size > 0
+            if exists and cfg.format == "csv":
+                with open(path, encoding="utf-8", newline="") as f:
+                    first = f.readline()
+                if first != csv_header(columns):
+                    raise OutputIOError(f"{path} already exists with a different header; "
+                                        "move it away or change output.path")
+            self.writer = RowWriter(LazyFile(path, append=True), columns, cfg.format,
+                                    buffer_rows=cfg.buffer_size, header=not exists, owns=True)
+
+    def describe(self) -> str:
+        return f"{self.cfg.type} {self.cfg.mode} {self.cfg.path or ''}".strip()
+
+    def write(self, rows: list[list], keys: list[Any]) -> None:
+        if not rows:
+            return
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+        self.writer.write_rows(rows, keys)
+        if self.cfg.auto_flush:
+            self.flush()
+
+    def flush(self) -> None:
+        self.writer.flush()
+        self.pending_since = None
+
+    def close(self) -> None:
+        if isinstance(self.writer, SplitWriter):
+            self.writer.close()
+        elif self.cfg.type == "stdout":
+            self.writer.flush()
+        else:
+            self.writer.close()
+
+    def set_buffer_size(self, n: int) -> None:
+        super().set_buffer_size(n)
+        self.writer.buffer_rows = max(1, n)
+
+
+class TcpOutput(OutputPipeline):
+    """Connects to host:port and sends the header, then rows. A broken connection is retried
+    with backoff (0.5 s doubling, ``attempts`` times); when that fails the task pauses."""
+
+    attempts = 5
+
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str,
+                 on_failure: Callable[[str], None] | None = None):
+        super().__init__(cfg, columns, task_id)
+        self.writer: asyncio.StreamWriter | None = None
+        self.lines: list[str] = []
+        self.on_failure = on_failure
+        self.lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return f"tcp {self.cfg.host}:{self.cfg.port}"
+
+    def write(self, rows: list[list], keys: list[Any]) -> None:
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+        if self.cfg.format == "json":
+            self.lines += [json_line(self.columns, r) for r in rows]
+        else:
+            from ..engine.writers import csv_column
+            texts = [csv_column(c) for c in zip(*rows)] if rows else []
+            self.lines += [",".join(t) + "\n" for t in zip(*texts)]
+
+    def flush(self) -> None:  # sync callers get a scheduled flush
+        asyncio.get_event_loop().create_task(self.aflush())
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        last: Exception | None = None
+        for _ in range(self.attempts):
+            try:
+                _, self.writer = await asyncio.open_connection(self.cfg.host, self.cfg.port)
+                if self.cfg.format == "csv":
+                    self.writer.write(csv_header(self.columns).encode())
+                return
+            except OSError as exc:
+                last = exc
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise OutputIOError(f"cannot connect to {self.cfg.host}:{self.cfg.port}: {last}")
+
+    async def aflush(self) -> None:
+        async with self.lock:
+            if not self.lines:
+                self.pending_since = None
+                return
+            data = "".join(self.lines).encode()
+            for attempt in range(2):
+                try:
+                    if self.writer is None or self.writer.is_closing():
+                        await self._connect()
+                    assert self.writer is not None
+                    self.writer.write(data)
+                    await self.writer.drain()
+                    self.lines.clear()
+                    self.pending_since = None
+                    return
+                except (OSError, ConnectionError) as exc:
+                    self.writer = None
+                    if attempt == 1:
+                        raise OutputIOError(f"sending to {self.cfg.host}:{self.cfg.port} failed: {exc}") from None
+                except OutputIOError:
+                    raise
+
+    async def aclose(self) -> None:
+        await self.aflush()
+        if self.writer is not None:
+            self.writer.close()
+
+    def close(self) -> None:  # pragma: no cover - tasks use aclose
+        if self.writer is not None:
+            self.writer.close()
+
+
+def make_output(cfg: OutputConfig, columns: list[str], task_id: str) -> OutputPipeline:
+    if cfg.type == "tcp":
+        return TcpOutput(cfg, columns, task_id)
+    return _WriterOutput(cfg, columns, task_id)
