@@ -394,4 +394,6 @@ def task_to_dict(task: TaskConfig) -> dict[str, Any]:
     d["schema"] = {"columns": d["schema"]}
     d.pop("source")
     d.pop("base_dir")
+    for section in _SECTIONS:  # unset optional fields are left out (they are the defaults)
+        d[section] = {k: v for k, v in d[section].items() if v is not None}
     return d

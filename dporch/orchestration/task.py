@@ -237,6 +237,8 @@ class Task:
 
     # -- data -----------------------------------------------------------------------------------
     async def _feed(self, chunk: Chunk) -> None:
+        if self.input is not None:
+            await self.input.running.wait()  # data read just before a pause waits for resume
         seqs, keys, rows = self._validate(chunk)
         if rows:
             assert self.pool is not None

@@ -1,0 +1,104 @@
+"""A real Dask LocalCluster (worker processes) shared by the orchestration and API tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    from dask.distributed import LocalCluster
+
+    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                     silence_logs=40)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def scheduler(cluster) -> str:
+    return cluster.scheduler_address
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_async(coro_fn: Callable[..., Awaitable[Any]], scheduler: str, *args: Any, timeout: float = 120) -> Any:
+    """Run ``coro_fn(manager, client, *args)`` with a fresh async client and task manager."""
+    from dask.distributed import Client
+
+    from dporch.orchestration.manager import TaskManager
+
+    async def main() -> Any:
+        async with Client(scheduler, asynchronous=True, direct_to_workers=True) as client:
+            manager = TaskManager(client)
+            try:
+                return await asyncio.wait_for(coro_fn(manager, client, *args), timeout)
+            finally:
+                await manager.shutdown()
+
+    return asyncio.run(main())
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def send_tcp(port: int, text: str) -> None:
+    _, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(text.encode())
+    await w.drain()
+    w.close()
+
+
+SEQ_SCRIPT = """-- INPUT k:string, seq:number, x:number --
+-- OUTPUT k:string, seq:number, prev:number, idx:number --
+return [k, seq, seq[-1], _index]
+"""
+
+
+def seq_task(tid: str, script: Path, port: int | None, out: Path, **over: Any) -> dict[str, Any]:
+    """A task whose outputs carry each row's sequence number and its key's previous one."""
+    cfg: dict[str, Any] = {
+        "id": tid, "scripts": [str(script)],
+        "schema": {"columns": [{"name": "k", "type": "string", "required": True},
+                               {"name": "seq", "type": "number"}, {"name": "x", "type": "number"}]},
+        "routing": {"enabled": True, "key_column": "k", "strategy": "hash"},
+        "compute_pool": {"initial_size": 2, "max_size": 4, "batch_size": 50, "batch_ms": 2},
+        "input": {"type": "tcp", "port": port} if port else {"type": "stdin"},
+        "output": {"type": "file", "path": str(out / "{k}.csv"), "mode": "split"},
+    }
+    for section, values in over.items():
+        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def rows_text(n: int, keys: str = "ABCD", start: int = 0, header: bool = True) -> str:
+    lines = ["k,seq,x"] if header else []
+    for i in range(start, start + n):
+        lines.append(f"{keys[i % len(keys)]},{i},{i * 0.5}")
+    return "\n".join(lines) + "\n"
+
+
+def read_split(out: Path) -> dict[str, list[list[str]]]:
+    import csv
+
+    return {p.stem: list(csv.reader(p.open()))[1:] for p in sorted(out.glob("*.csv"))}
