@@ -46,3 +46,18 @@ def expr_value(expr: str, prelude: str = "", inputs: str = "") -> Any:
 @pytest.fixture
 def run():
     return run_csv
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    from dask.distributed import LocalCluster
+
+    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                     silence_logs=40)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def scheduler(cluster) -> str:
+    return cluster.scheduler_address

@@ -12,21 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    from dask.distributed import LocalCluster
-
-    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                     silence_logs=40)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def scheduler(cluster) -> str:
-    return cluster.scheduler_address
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
