@@ -273,7 +273,7 @@ class APIServer:
         offset = _param(params, "offset", int, 0)
         if limit < 0 or offset < 0:
             raise APIError("bad_request", "limit and offset must not be negative")
-        rows = list(task.buffer.rows)[offset: offset + limit]
+        rows = task.buffer.page(offset, limit)
         return {"total_count": task.buffer.total, "first_index": task.buffer.first_index,
                 "rows": to_json_value(rows)}, "output rows"
 

@@ -119,6 +119,17 @@ def text_column(col: Sequence[str], kind: str | None, on_bad: OnBad, *, exact: b
     """Type a column of CSV cell texts: raw ones (trimmed here), or ``exact`` ones (already
     trimmed where unquoted; a quoted cell keeps its blanks, so `" 1"` is not a number)."""
     if exact:
+        if kind == "number":
+            joined = "".join(col)
+            # float() agrees with §4.3 on cells without blanks, underscores and non-ASCII
+            if joined.isascii() and "_" not in joined and joined.split() == [joined]:
+                try:
+                    return list(map(float, col))
+                except ValueError:
+                    pass  # empty or null cells, or bad ones: cell by cell
+        elif kind == "string":
+            if "" not in col and "null" not in col:
+                return list(col)
         conv = make_converter(kind)
         out = []
         for i, c in enumerate(col):

@@ -9,6 +9,7 @@ path. The text is identical to formatting each cell with :func:`~dporch.lang.for
 from __future__ import annotations
 
 import os
+import string
 from typing import Any, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
@@ -183,7 +184,10 @@ class SplitWriter:
         self._pending: dict[str, list[str]] = {}
         self._n_pending = 0
         self._open: dict[str, TextIO] = {}
-        self._paths: dict[Any, str] = {}  # key -> path when the template uses only {key}
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        # the row columns a path depends on (a column named like a task field wins over it)
+        self._used = [i for i, c in enumerate(columns) if c in names and c != "key"]
+        self._paths: dict[Any, str] = {}  # (key, used row values) -> path
         self.count = 0
 
     def path_for(self, key: Any, row: dict[str, Any] | None = None) -> str:
@@ -196,15 +200,14 @@ class SplitWriter:
             return
         texts = [csv_column(c) for c in zip(*rows)] if self.columns else [[] for _ in rows]
         lines = map(",".join, zip(*texts)) if self.columns else ("" for _ in rows)
-        uses_row = "{" in self.template.replace("{key}", "")
-        pending, paths = self._pending, self._paths
+        pending, paths, used = self._pending, self._paths, self._used
         for line, key, row in zip(lines, keys, rows):
-            if uses_row:
-                path = self.path_for(key, dict(zip(self.columns, row)))
-            else:
-                path = paths.get(key)
-                if path is None:
-                    path = paths[key] = self.path_for(key)
+            ident = (key, *[row[i] for i in used]) if used else key
+            path = paths.get(ident)
+            if path is None:
+                if len(paths) >= 65536:  # e.g. {date} in the template: keep the cache bounded
+                    paths.clear()
+                path = paths[ident] = self.path_for(key, {self.columns[i]: row[i] for i in used})
             bucket = pending.get(path)
             if bucket is None:
                 bucket = pending[path] = []

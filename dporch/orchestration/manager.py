@@ -160,6 +160,7 @@ class TaskManager:
     async def delete(self, task_id: str) -> None:
         task = self.get(task_id)
         task.check("delete")
+        await task.released()
         del self.tasks[task_id]
 
     async def update(self, task_id: str, updates: dict[str, Any]) -> tuple[Task, list[str]]:
@@ -218,6 +219,7 @@ class TaskManager:
                     await task.stop()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("stopping %s: %s", task.config.id, exc)
+            await task.released()
 
 
 def _leaves(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

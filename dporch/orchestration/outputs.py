@@ -3,13 +3,14 @@ and the bounded in-memory buffer every task keeps for fetch_output / subscribe_o
 
 Paths are templates: ``{column}`` takes the row's value, ``{task_id}`` the task's id, ``{key}``
 the routing key (``./output/{stock_code}.csv``). Rows are buffered ``buffer_size`` at a time;
-``auto_flush`` writes every row at once; rows older than ``max_delay`` seconds are flushed by
-the task's timer so an idle stream is not left in a buffer.
+``auto_flush`` writes every row at once; otherwise a row waits at most 20 ms (the task's
+``FLUSH_DELAY``), so an idle stream is not left in a buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sys
 import time
@@ -35,11 +36,13 @@ class OutputBuffer:
 
     ``rows`` is a ring: once more than ``maxlen`` rows were produced, the oldest are gone and
     offsets in fetch_output count from the oldest row still held (``first_index`` says which
-    overall row number that is). A subscriber gets a bounded queue; when it is full, new events
-    for that subscriber are dropped and counted instead of buffered without bound."""
+    overall row number that is). Rows are kept as value lists and become objects only when
+    read. A subscriber gets a bounded queue; when it is full, new events for that subscriber
+    are dropped and counted instead of buffered without bound."""
 
-    def __init__(self, maxlen: int = 10000):
-        self.rows: deque[dict[str, Any]] = deque(maxlen=maxlen)
+    def __init__(self, columns: list[str], maxlen: int = 10000):
+        self.columns = columns
+        self.rows: deque[list[Any]] = deque(maxlen=maxlen)
         self.total = 0
         self.subscribers: list["Subscription"] = []
 
@@ -47,11 +50,16 @@ class OutputBuffer:
     def first_index(self) -> int:
         return self.total - len(self.rows)
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[list[Any]]) -> None:
         self.rows.extend(rows)
         self.total += len(rows)
         for sub in list(self.subscribers):
             sub.offer(rows)
+
+    def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Rows ``offset .. offset + limit`` of those held, as objects."""
+        cols = self.columns
+        return [dict(zip(cols, r)) for r in itertools.islice(self.rows, offset, offset + limit)]
 
     def subscribe(self, filt: dict[str, Any] | None = None, maxsize: int = 1000) -> "Subscription":
         sub = Subscription(self, filt or {}, maxsize)
@@ -63,16 +71,19 @@ class Subscription:
     def __init__(self, buffer: OutputBuffer, filt: dict[str, Any], maxsize: int):
         self.buffer = buffer
         self.filter = filt
+        index = {c: i for i, c in enumerate(buffer.columns)}
+        # a filter on a column the output does not have matches nothing
+        self._match = [(index.get(k), v) for k, v in filt.items()]
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
         self.dropped = 0
 
-    def offer(self, rows: list[dict[str, Any]]) -> None:
-        f = self.filter
+    def offer(self, rows: list[list[Any]]) -> None:
+        match, cols = self._match, self.buffer.columns
         for r in rows:
-            if f and any(r.get(k) != v for k, v in f.items()):
+            if match and any(i is None or r[i] != v for i, v in match):
                 continue
             try:
-                self.queue.put_nowait(r)
+                self.queue.put_nowait(dict(zip(cols, r)))
             except asyncio.QueueFull:
                 self.dropped += 1
 

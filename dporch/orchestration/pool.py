@@ -2,8 +2,9 @@
 router in front of them, and per-unit micro-batching.
 
 Rows for a unit collect into one columnar batch until it holds ``batch_size`` rows or its
-oldest row has waited ``batch_ms``; up to ``max_in_flight`` batches per unit are in flight and
-their results are handled in the order they were sent, so every key's outputs keep input order.
+oldest row has waited ``batch_ms`` (a timer per pending batch, so an idle pool costs nothing);
+up to ``max_in_flight`` batches per unit are in flight and their results are handled in the
+order they were sent, so every key's outputs keep input order.
 A full unit makes ``submit`` wait: that is the backpressure that reaches the input.
 
 When a unit's worker is lost, the unit is marked ``error`` and removed, its routes are cleared
@@ -14,17 +15,18 @@ afresh): no row is lost (SEED §5.4.3).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 from .router import Router
 from .unit import ComputeUnit, decode_result, encode_batch
 
-__all__ = ["Unit", "ComputePool", "PoolError"]
+__all__ = ["Unit", "ComputePool", "PoolError", "Result"]
 
 log = logging.getLogger("dporch.pool")
 _uid = itertools.count(1)
@@ -53,18 +55,30 @@ class Unit:
     batch_no: int = 0
     pending: _Batch = field(default_factory=_Batch)
     in_flight: deque = field(default_factory=deque)  # (batch, asyncio.Task) in send order
+    waiting: deque = field(default_factory=deque)  # batches waiting for an in-flight slot, in order
     sem: asyncio.Semaphore | None = None
     rows: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     consumer: asyncio.Task | None = None
+    due: asyncio.TimerHandle | None = None  # sends the pending batch when it has waited batch_ms
 
 
-Handler = Callable[[list[int], list[Any], list[list], list[dict], _Batch], Awaitable[None] | None]
+class Result(NamedTuple):
+    """One batch's outputs: (sequence number, key, output row) of each output row, the rows
+    that failed, and the batch that was sent."""
+
+    seqs: list[int]
+    keys: list[Any]
+    rows: list[list]
+    errors: list[dict]
+    batch: _Batch
+
+
+Handler = Callable[[Result], Awaitable[Any] | None]
 
 
 class ComputePool:
-    """Compute units of one task. ``on_result(seqs, keys, rows, errors, batch)`` receives each
-    batch's outputs in order; ``on_failover(message)`` is told about lost units."""
+    """Compute units of one task. ``on_result(result)`` receives each batch's outputs in order; ``on_failover(message)`` is told about lost units."""
 
     def __init__(self, client: Any, task_id: str, scripts: list[tuple[str, str]], columns: list[str], *,
                  strategy: str, window: int, batch_size: int, batch_ms: float, max_in_flight: int,
@@ -83,13 +97,12 @@ class ComputePool:
         self.router = Router(strategy, [])
         self.lock = asyncio.Lock()  # held while routes change (scaling, failover)
         self.recent_batch_ms: deque[float] = deque(maxlen=100)  # actor call round trips
-        self._timer: asyncio.Task | None = None
+        self._sends: set[asyncio.Task] = set()  # batches sent because they waited long enough
         self._closed = False
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, n: int) -> None:
         await self.add_units(n)
-        self._timer = asyncio.create_task(self._tick())
 
     async def _workers(self) -> list[str]:
         info = await self.client.scheduler.identity()
@@ -157,6 +170,8 @@ class ComputePool:
             await src.actor.drop_keys(keys)
 
     async def _release(self, unit: Unit) -> None:
+        if unit.due is not None:
+            unit.due.cancel()
         if unit.consumer is not None:
             unit.consumer.cancel()
         try:
@@ -167,8 +182,6 @@ class ComputePool:
     async def close(self) -> None:
         """Drain, then release every actor."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
         await self.drain()
         for unit in list(self.units.values()):
             await self._release(unit)
@@ -181,12 +194,14 @@ class ComputePool:
             raise PoolError("the compute pool has no unit left")
         async with self.lock:
             targets = self.router.route(keys)
+        loop = asyncio.get_running_loop()
         full = []
         for seq, key, row, uid in zip(seqs, keys, rows, targets):
             unit = self.units[uid]
             b = unit.pending
             if not b.seqs:
                 b.first = arrived
+                unit.due = loop.call_later(self.batch_ms, self._send_due, unit)
             b.seqs.append(seq)
             b.keys.append(key)
             b.rows.append(row)
@@ -202,9 +217,17 @@ class ComputePool:
         if not batch.seqs:
             return
         unit.pending = _Batch()
+        if unit.due is not None:
+            unit.due.cancel()
+            unit.due = None
         assert unit.sem is not None
+        unit.waiting.append(batch)
         await unit.sem.acquire()
-        columns = {c: [r[i] for r in batch.rows] for i, c in enumerate(self.columns)}
+        if unit.uid not in self.units:  # the unit failed meanwhile; _failover has resent the batch
+            unit.sem.release()  # and wakes the next waiter
+            return
+        unit.waiting.remove(batch)
+        columns = dict(zip(self.columns, map(list, zip(*batch.rows))))
         payload = encode_batch(batch.seqs, batch.keys, columns)
         no = unit.batch_no
         unit.batch_no += 1
@@ -235,15 +258,18 @@ class ComputePool:
             unit.rows += len(batch.seqs)
             if not unit.in_flight:
                 unit.status = "idle"
-            seqs, keys, rows, errors = decode_result(data)
-            r = self.on_result(seqs, keys, rows, errors, batch)
-            if asyncio.iscoroutine(r):
+            r = self.on_result(Result(*decode_result(data), batch))
+            if inspect.isawaitable(r):
                 await r
 
     async def _failover(self, unit: Unit, exc: BaseException) -> None:
         unit.status = "error"
-        lost = [b for b, _, _ in unit.in_flight] + ([unit.pending] if unit.pending.seqs else [])
+        lost = [b for b, _, _ in unit.in_flight] + list(unit.waiting) + ([unit.pending] if unit.pending.seqs else [])
         unit.in_flight.clear()
+        unit.waiting.clear()
+        unit.pending = _Batch()
+        assert unit.sem is not None
+        unit.sem.release()  # batches waiting for a slot of this unit return (they are in `lost`)
         self.units.pop(unit.uid, None)
         keys = self.router.remove_unit(unit.uid)
         msg = (f"compute unit {unit.uid} on {unit.worker or '?'} failed ({type(exc).__name__}: {exc}); "
@@ -260,15 +286,13 @@ class ComputePool:
                 break
             await self.submit(b.seqs, b.keys, b.rows, b.first)
 
-    async def _tick(self) -> None:
-        """Send partial batches whose oldest row has waited ``batch_ms``."""
-        period = max(self.batch_ms / 2, 0.001)
-        while not self._closed:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for unit in list(self.units.values()):
-                if unit.pending.seqs and now - unit.pending.first >= self.batch_ms:
-                    await self._send(unit)
+    def _send_due(self, unit: Unit) -> None:
+        """Timer callback: the unit's pending batch has waited ``batch_ms``."""
+        unit.due = None
+        if unit.pending.seqs and unit.uid in self.units and not self._closed:
+            task = asyncio.create_task(self._send(unit))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     async def flush(self) -> None:
         for unit in list(self.units.values()):
@@ -276,13 +300,13 @@ class ComputePool:
 
     async def _drain_locked(self) -> None:
         await self.flush()
-        while any(u.in_flight for u in self.units.values()):
+        while any(u.in_flight or u.waiting for u in self.units.values()):
             await asyncio.sleep(0.002)
 
     async def drain(self) -> None:
         """Send every pending row and wait until all results were handled."""
         await self.flush()
-        while any(u.in_flight or u.pending.seqs for u in self.units.values()):
+        while any(u.in_flight or u.waiting or u.pending.seqs for u in self.units.values()):
             await asyncio.sleep(0.002)
             await self.flush()
 
@@ -297,7 +321,8 @@ class ComputePool:
 
     @property
     def queue_length(self) -> int:
-        return sum(len(u.pending.seqs) + sum(len(b.seqs) for b, _, _ in u.in_flight) for u in self.units.values())
+        return sum(len(u.pending.seqs) + sum(len(b.seqs) for b in u.waiting)
+                   + sum(len(b.seqs) for b, _, _ in u.in_flight) for u in self.units.values())
 
     def mean_call_ms(self) -> float:
         """Mean round trip of the last 100 actor calls (the seed's "average response time")."""

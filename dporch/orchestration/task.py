@@ -13,6 +13,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from streamz import Stream
+
 from ..engine.columns import text_column, value_column
 from ..engine.readers import key_text
 from ..lang.program import Program
@@ -20,11 +22,14 @@ from .autoscale import Autoscaler, load_rate
 from .config import TaskConfig
 from .inputs import Chunk, InputPipeline, make_input
 from .outputs import OutputBuffer, OutputIOError, OutputPipeline, make_output
-from .pool import ComputePool, PoolError
+from .pool import ComputePool, PoolError, Result
 
 __all__ = ["TaskState", "Task", "IllegalTransition", "OrchestrationError", "ErrorRecord"]
 
 log = logging.getLogger("dporch.task")
+
+Rows = tuple[list[int], list[Any], list[tuple]]  # sequence numbers, keys, values in schema order
+FLUSH_DELAY = 0.02  # seconds an output row may wait in a buffer
 
 
 class OrchestrationError(Exception):
@@ -92,12 +97,19 @@ class Task:
             self.required = set()
         self.outputs_columns = programs[-1].outputs
         self.key = config.key_column
-        self.buffer = OutputBuffer()
+        self.buffer = OutputBuffer(self.outputs_columns)
         self.errors: deque[ErrorRecord] = deque(maxlen=1000)
         self.pool: ComputePool | None = None
         self.input: InputPipeline | None = None
         self.output: OutputPipeline | None = None
         self._tasks: list[asyncio.Task] = []
+        self._sinks: list[Stream] = []  # the streamz pipeline, built by start()
+        self._flush_due: asyncio.TimerHandle | None = None
+        self._emitting = 0
+        self._stopping: asyncio.Task | None = None  # the shutdown after an error
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._background: set[asyncio.Task] = set()
         self.processed = 0
         self.error_count = 0
         self.next_seq = 0
@@ -126,16 +138,36 @@ class Task:
         log.info("task %s: %s", self.config.id, message)
 
     # -- life cycle -----------------------------------------------------------------------------
+    def _build_pipeline(self) -> None:
+        """The task's data flow as a streamz graph (ARCHITECTURE.md §3)::
+
+            chunks -map(validate)-> rows -filter(non-empty)-> sink(submit: route, micro-batch, actor calls)
+            push_data, retries  -> rows
+            pool results        -> results -> sink(deliver: output, buffer, stats)
+                                           -> filter(failed rows) -> sink(retry, skip or fail)
+
+        Every node is asynchronous: ``emit`` returns once the sinks are done with the element,
+        so a full compute unit holds up the input (backpressure)."""
+        self.chunks = Stream(asynchronous=True)
+        self.rows = Stream(asynchronous=True)
+        self.results = Stream(asynchronous=True)
+        self.chunks.map(self._validate).connect(self.rows)
+        self._sinks = [self.rows.filter(lambda r: bool(r[0])).sink(self._submit),
+                       self.results.sink(self._deliver),
+                       self.results.filter(lambda r: bool(r.errors)).sink(self._script_errors)]
+
     async def start(self, client: Any) -> None:
         self.check("start")
+        await self.released()
         cfg = self.config
+        self._build_pipeline()
         self.output = make_output(cfg.output, self.outputs_columns, cfg.id)
         scripts = [(p.script.source, p.file) for p in self.programs]
         pc = cfg.compute_pool
         self.pool = ComputePool(client, cfg.id, scripts, self.columns,
                                 strategy=cfg.routing.strategy if cfg.routing.enabled else "hash",
                                 window=pc.window_size, batch_size=pc.batch_size, batch_ms=pc.batch_ms,
-                                max_in_flight=pc.max_in_flight, on_result=self._on_result,
+                                max_in_flight=pc.max_in_flight, on_result=self.results.emit,
                                 on_failover=self._on_failover)
         await self.pool.start(pc.initial_size if cfg.routing.enabled else 1)
         self.input = make_input(cfg.input, cfg.id)
@@ -176,6 +208,7 @@ class Task:
         assert self.input is not None and self.pool is not None and self.output is not None
         self.input.pause()
         self.state = TaskState.PAUSED
+        await self._settled.wait()
         await self.pool.drain()
         await self.output.aflush()
         self.note("paused")
@@ -190,6 +223,7 @@ class Task:
     async def stop(self) -> None:
         """Drain, flush and close the outputs, release the compute units."""
         self.check("stop")
+        await self.released()
         await self._shutdown()
         self.state = TaskState.STOPPED
         self.stopped_at = time.time()
@@ -198,6 +232,7 @@ class Task:
     async def _shutdown(self) -> None:
         if self.input is not None:
             await self.input.close()
+        await self._settled.wait()  # rows already read reach the pool before it drains
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -218,6 +253,12 @@ class Task:
             except OutputIOError as exc:
                 self._error(ErrorRecord(self.config.id, "output", str(exc), kind="OutputError", time=time.time()))
             self.output = None
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
+        for sink in self._sinks:  # streamz keeps sinks alive globally until destroyed
+            sink.destroy()
+        self._sinks = []
 
     def reset(self) -> None:
         self.check("reset")
@@ -226,40 +267,56 @@ class Task:
         self.note("reset")
 
     async def _enter_error(self, message: str) -> None:
+        """Enter Error now; release everything in the background, since the caller may be a
+        part of the pipeline that the shutdown waits for."""
         if self.state in (TaskState.ERROR, TaskState.STOPPED):
             return
         self.last_error = message
         self.state = TaskState.ERROR
         self.note(f"error: {message}")
-        current = asyncio.current_task()
-        self._tasks = [t for t in self._tasks if t is not current]
-        await self._shutdown()
+        self._stopping = asyncio.create_task(self._shutdown())
+
+    async def released(self) -> None:
+        """Wait until an error's background shutdown has finished."""
+        if self._stopping is not None:
+            await self._stopping
+            self._stopping = None
 
     # -- data -----------------------------------------------------------------------------------
     async def _feed(self, chunk: Chunk) -> None:
         if self.input is not None:
             await self.input.running.wait()  # data read just before a pause waits for resume
-        seqs, keys, rows = self._validate(chunk)
-        if rows:
-            assert self.pool is not None
-            try:
-                await self.pool.submit(seqs, keys, rows, time.monotonic())
-            except PoolError as exc:
-                await self._enter_error(str(exc))
+        await self._emit(self.chunks, chunk)
 
     async def push(self, records: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
         """Rows pushed through the API: (accepted count, per-row errors)."""
         self.check("push")
         before = len(self.errors)
-        chunk = Chunk(None, list(records), list(range(1, len(records) + 1)), "push")
-        seqs, keys, rows = self._validate(chunk)
+        rows = self._validate(Chunk(None, list(records), list(range(1, len(records) + 1)), "push"))
         errors = [e.to_dict() for e in list(self.errors)[before:]]
-        if rows:
-            assert self.pool is not None
-            await self.pool.submit(seqs, keys, rows, time.monotonic())
-        return len(rows), errors
+        await self._emit(self.rows, rows)
+        return len(rows[0]), errors
 
-    def _validate(self, chunk: Chunk) -> tuple[list[int], list[Any], list[tuple]]:
+    async def _emit(self, stream: Stream, item: Any) -> None:
+        """Emit into the pipeline; ``_settled`` is set while no emit is under way, so pause and
+        stop can wait until every row already read has reached the pool."""
+        self._emitting += 1
+        self._settled.clear()
+        try:
+            await stream.emit(item)
+        finally:
+            self._emitting -= 1
+            if not self._emitting:
+                self._settled.set()
+
+    async def _submit(self, rows: Rows) -> None:
+        assert self.pool is not None
+        try:
+            await self.pool.submit(*rows, time.monotonic())
+        except PoolError as exc:
+            await self._enter_error(str(exc))
+
+    def _validate(self, chunk: Chunk) -> Rows:
         """Typed rows in schema order; bad rows become error records (and are skipped)."""
         n = len(chunk.records)
         bad: dict[int, tuple[str | None, str]] = {}
@@ -311,33 +368,35 @@ class Task:
         for i, (col, msg) in sorted(bad.items()):
             self._error(ErrorRecord(self.config.id, "input", msg, time=now, line=chunk.lines[i], column=col,
                                     source=chunk.source))
-        good = [i for i in range(n) if i not in bad]
-        rows = [tuple(col[i] for col in values) for i in good]
+        rows = list(zip(*values)) if values else [()] * n
+        good = range(n)
+        if bad:
+            good = [i for i in good if i not in bad]
+            rows = [rows[i] for i in good]
         seqs = list(range(self.next_seq, self.next_seq + len(good)))
         self.next_seq += len(good)
-        return seqs, [keys[i] for i in good], rows
+        return seqs, [keys[i] for i in good] if bad else keys, rows
 
-    async def _on_result(self, seqs: list[int], keys: list[Any], rows: list[list], errors: list[dict],
-                         batch: Any) -> None:
+    async def _deliver(self, result: Result) -> None:
         assert self.output is not None
         try:
-            self.output.write(rows, keys)
+            self.output.write(result.rows, result.keys)
         except OutputIOError as exc:
             await self._output_failed(str(exc))
-        cols = self.outputs_columns
-        self.buffer.add([dict(zip(cols, r)) for r in rows])
+        if self.output is not None and self.output.pending_since is not None:
+            self._flush_later()
+        self.buffer.add(result.rows)
+        arrived = result.batch.arrived
         now = time.monotonic()
-        for t in batch.arrived[:: max(1, len(batch.arrived) // 16)]:
+        for t in arrived[:: max(1, len(arrived) // 16)]:
             self.latencies.append(now - t)
-        failed = {e["seq"] for e in errors}
-        self.processed += len(batch.seqs) - len(failed)
-        if errors:
-            await self._script_errors(errors, batch)
+        self.processed += len(arrived) - len({e["seq"] for e in result.errors})
 
-    async def _script_errors(self, errors: list[dict], batch: Any) -> None:
+    async def _script_errors(self, result: Result) -> None:
         eh = self.config.error_handling
+        batch = result.batch
         index = {s: i for i, s in enumerate(batch.seqs)}
-        for e in errors:
+        for e in result.errors:
             seq = e["seq"]
             attempt = self.retries.get(seq, 0)
             if attempt < eh.retry_count and e["kind"] != "ScriptExit":
@@ -356,7 +415,7 @@ class Task:
     async def _retry(self, seq: int, key: Any, row: tuple, delay: float) -> None:
         await asyncio.sleep(delay)
         if self.pool is not None and self.state in (TaskState.RUNNING, TaskState.PAUSED):
-            await self.pool.submit([seq], [key], [row], time.monotonic())
+            await self._emit(self.rows, ([seq], [key], [row]))
 
     async def _output_failed(self, message: str) -> None:
         self._error(ErrorRecord(self.config.id, "output", message, kind="OutputError", time=time.time()))
@@ -378,16 +437,29 @@ class Task:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec.to_dict(), ensure_ascii=False, default=str) + "\n")
 
+    def _flush_later(self) -> None:
+        """Rows wait in an output buffer at most FLUSH_DELAY (a timer, armed by the first row)."""
+        if self._flush_due is None:
+            self._flush_due = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_due = None
+        task = asyncio.create_task(self._flush_output())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _flush_output(self) -> None:
+        out = self.output
+        if out is not None and out.pending_since is not None:
+            try:
+                await out.aflush()
+            except OutputIOError as exc:
+                await self._output_failed(str(exc))
+
     async def _timer(self) -> None:
-        """Flush outputs that waited, sample throughput, autoscale."""
+        """Sample throughput, autoscale."""
         while True:
-            await asyncio.sleep(0.02)
-            out = self.output
-            if out is not None and out.pending_since is not None and time.monotonic() - out.pending_since > 0.02:
-                try:
-                    await out.aflush()
-                except OutputIOError as exc:
-                    await self._output_failed(str(exc))
+            await asyncio.sleep(0.1)
             now = time.monotonic()
             if not self._rate or now - self._rate[-1][0] >= 0.5:
                 self._rate.append((now, self.processed))

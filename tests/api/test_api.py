@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dporch.api.client import AsyncClient, Client, DporchAPIError
+from dporch.client import AsyncClient, Client, DporchAPIError
 from dporch.api.protocol import ERROR_CODES, MAX_LINE
 
 from ..orchestration.conftest import SEQ_SCRIPT, free_port, rows_text

@@ -1,0 +1,249 @@
+"""Benchmark a realtime task end to end: `dporch serve` on a 2-worker LocalCluster, script (c)
+(workflows/indicators.dp: MA5, MA20, RSI14, MACD, a signal) over 100 stocks, hash routing to 2
+compute units, TCP input fed by a separate process, split CSV files out (one per stock).
+
+* throughput: `dporch feed` sends --rows ticks as fast as the task takes them (TCP
+  backpressure); the figure is rows processed per second from the first processed rows to
+  the last (the feeder's start-up is not counted), after checking that every row reached the
+  files exactly once.
+* latency: a separate process sends ticks at a steady --rate for --seconds, stamping each
+  tick's `date` cell with its send time; this process tails the output files (polling every
+  2 ms, so figures include up to 2 ms of polling delay) and records when each row becomes
+  readable in its file. The first second is warm-up and not counted.
+* CPU: user+system seconds of the orchestrator process (API, routing, I/O, and the in-process
+  Dask scheduler) and of the worker processes (compute units), per phase.
+
+    python bench/bench_serve.py                       # 300k rows, 5k ticks/s for 10 s
+    python bench/bench_serve.py --rows 1000000 --rate 5000 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.bench_run import _ENV, ensure_data  # noqa: E402
+
+SCRIPT = ROOT / "workflows" / "indicators.dp"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT) -> dict:
+    """The benchmark task: script (c) per stock, 2 units, TCP in, one CSV file per stock out."""
+    return {
+        "id": tid, "scripts": [str(script)],
+        "schema": {"columns": [{"name": "stock_code", "type": "string", "required": True},
+                               {"name": "date", "type": "string"}, {"name": "close", "type": "number"}]},
+        "routing": {"enabled": True, "key_column": "stock_code", "strategy": "hash"},
+        "compute_pool": {"initial_size": 2, "max_size": 2, "window_size": 1000, "auto_scale": False},
+        "input": {"type": "tcp", "host": "127.0.0.1", "port": port, "format": "csv"},
+        "output": {"type": "file", "path": f"{out}/{{stock_code}}.csv", "mode": "split", "auto_flush": True},
+    }
+
+
+class Server:
+    """`dporch serve` in its own process, and its API."""
+
+    def __init__(self, base: Path):
+        import psutil
+
+        self.port = free_port()
+        (base / "empty.toml").write_text("")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dporch.cli", "serve", "--config", str(base / "empty.toml"),
+             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"), "--dashboard", ":0"],
+            env=_ENV, stdout=subprocess.DEVNULL, stderr=open(base / "serve.log", "w"))
+        self.ps = psutil.Process(self.proc.pid)
+        from dporch.api.client import Client
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.api = Client("127.0.0.1", self.port)
+                self.api.ping()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit(f"dporch serve did not start; see {base / 'serve.log'}")
+                time.sleep(0.2)
+
+    def task(self, tid: str) -> dict:
+        return self.api.get_task(tid)
+
+    def run_task(self, config: dict) -> None:
+        """Create and start a task through the API; returns when it is running."""
+        self.api.create_task(config)
+        self.api.start_task(config["id"])
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far: (orchestrator, workers)."""
+        def used(p) -> float:
+            t = p.cpu_times()
+            return t.user + t.system
+
+        return used(self.ps), sum(used(c) for c in self.ps.children(recursive=True))
+
+    def close(self) -> None:
+        self.api.close()
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def count_rows(out: Path) -> tuple[int, int]:
+    """(data rows, files) of a split output folder."""
+    files = list(out.glob("*.csv"))
+    return sum(sum(1 for _ in open(f, "rb")) - 1 for f in files), len(files)
+
+
+def throughput(server: Server, tid: str, port: int, out: Path, data: Path, rows: int) -> dict:
+    feeder = subprocess.Popen([sys.executable, "-m", "dporch.cli", "feed", str(data), "--port", str(port)],
+                              env=_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu0, t0, first = server.cpu(), time.perf_counter(), 0
+    while (done := server.task(tid)["stats"]["processed_count"]) < rows:
+        if feeder.poll() not in (None, 0):
+            raise SystemExit("the feeder failed")
+        if not first and done:  # the clock starts with the first processed rows
+            cpu0, t0, first = server.cpu(), time.perf_counter(), done
+        time.sleep(0.01)
+    wall = time.perf_counter() - t0
+    cpu1 = server.cpu()
+    feeder.wait(60)
+    time.sleep(0.2)  # the last auto-flush
+    written, files = count_rows(out)
+    stats = server.task(tid)["stats"]
+    if written != rows or stats["error_count"]:
+        raise SystemExit(f"expected {rows} rows in the files, found {written} ({stats['error_count']} errors)")
+    return {"rows": rows, "files": files, "wall_s": wall, "rows_per_s": (rows - first) / wall,
+            "cpu_orchestrator_s": cpu1[0] - cpu0[0], "cpu_workers_s": cpu1[1] - cpu0[1]}
+
+
+def paced_feed(port: int, data: str, rate: float, seconds: float) -> None:
+    """Send ticks at `rate`/s, each `date` cell replaced by the send time (time.time())."""
+    with open(data, encoding="utf-8") as f:
+        header = f.readline()
+        rows = [line.rstrip("\n").split(",") for line in f]
+    total = int(rate * seconds)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(header.encode())
+        start, sent = time.monotonic(), 0
+        while sent < total:
+            due = min(total, int((time.monotonic() - start) * rate) + 1)
+            if due > sent:
+                now = f"{time.time():.6f}"
+                block = []
+                for k in range(sent, due):
+                    r = rows[k % len(rows)]
+                    r[1] = now
+                    block.append(",".join(r))
+                sock.sendall(("\n".join(block) + "\n").encode())
+                sent += len(block)
+            time.sleep(0.0005)
+
+
+class Tail:
+    """New complete lines of every CSV file in a folder, polled."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.files: dict[Path, tuple] = {}
+        self.scanned = 0.0
+
+    def poll(self) -> list[bytes]:
+        now = time.monotonic()
+        if now - self.scanned > 0.05:
+            for p in self.folder.glob("*.csv"):
+                if p not in self.files:
+                    self.files[p] = [open(p, "rb"), bytearray(), False]
+            self.scanned = now
+        lines: list[bytes] = []
+        for entry in self.files.values():
+            f, rest, started = entry
+            chunk = f.read()
+            if chunk:
+                rest += chunk
+                cut = rest.rfind(b"\n") + 1
+                if cut:
+                    got = bytes(rest[:cut]).splitlines()
+                    del rest[:cut]
+                    lines += got if started else got[1:]  # the first line is the header
+                    entry[2] = True
+        return lines
+
+
+def latency(server: Server, tid: str, port: int, out: Path, data: Path, rate: float, seconds: float) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    tail = Tail(out)
+    total = int(rate * seconds)
+    feeder = multiprocessing.get_context("spawn").Process(target=paced_feed, args=(port, str(data), rate, seconds))
+    cpu0, t0 = server.cpu(), time.time()
+    feeder.start()
+    lat: list[float] = []
+    deadline = time.monotonic() + seconds + 60
+    while len(lat) < total and time.monotonic() < deadline:
+        lines = tail.poll()
+        now = time.time()
+        lat += [now - float(line.split(b",", 2)[1]) for line in lines]
+        time.sleep(0.002)
+    cpu1 = server.cpu()
+    feeder.join(30)
+    if len(lat) < total:
+        raise SystemExit(f"only {len(lat)} of {total} ticks reached the files")
+    steady = sorted(lat[int(rate):])  # skip the first second
+    pct = lambda q: steady[min(len(steady) - 1, int(len(steady) * q))] * 1000  # noqa: E731
+    wall = time.time() - t0
+    return {"ticks": total, "rate": rate, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": steady[-1] * 1000,
+            "cpu_orchestrator_s": cpu1[0] - cpu0[0], "cpu_workers_s": cpu1[1] - cpu0[1], "wall_s": wall,
+            "server_p99_ms": server.task(tid)["stats"]["latency_ms_p99"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=300_000)
+    ap.add_argument("--stocks", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=5000.0, help="ticks/s of the latency phase")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    a = ap.parse_args(argv)
+    data = ensure_data(a.rows, a.stocks)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        ports = {"throughput": free_port(), "latency": free_port()}
+        t = time.perf_counter()
+        server = Server(base)
+        try:
+            for tid, port in ports.items():
+                server.run_task(task_config(tid, port, base / tid))
+            print(f"data: {data.name}, {os.cpu_count()} cpus; server up in {time.perf_counter() - t:.1f} s")
+            tp = throughput(server, "throughput", ports["throughput"], base / "throughput", data, a.rows)
+            print(f"throughput  {tp['rows_per_s']:10,.0f} ticks/s  ({tp['rows']:,} ticks into {tp['files']} files "
+                  f"in {tp['wall_s']:.2f} s; CPU orchestrator {tp['cpu_orchestrator_s']:.1f} s, "
+                  f"workers {tp['cpu_workers_s']:.1f} s)")
+            lt = latency(server, "latency", ports["latency"], base / "latency", data, a.rate, a.seconds)
+            print(f"latency     at {lt['rate']:,.0f} ticks/s: tick-to-file p50 {lt['p50_ms']:.1f} ms, "
+                  f"p99 {lt['p99_ms']:.1f} ms, max {lt['max_ms']:.1f} ms (server's own p99 "
+                  f"{lt['server_p99_ms']:.1f} ms); CPU orchestrator {lt['cpu_orchestrator_s'] / lt['wall_s']:.0%}, "
+                  f"workers {lt['cpu_workers_s'] / lt['wall_s']:.0%} of a core")
+            if a.json:
+                print(json.dumps({"throughput": tp, "latency": lt}))
+        finally:
+            server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
