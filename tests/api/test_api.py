@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dporch.client import AsyncClient, Client, DporchAPIError
 from dporch.api.protocol import ERROR_CODES, MAX_LINE
+from dporch.client import AsyncClient, Client, DporchAPIError
 
 from ..orchestration.conftest import SEQ_SCRIPT, free_port, rows_text
 from .conftest import ROOT, start_service
