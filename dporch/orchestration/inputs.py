@@ -138,6 +138,25 @@ class InputPipeline:
     async def run(self, feed: Feed) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    async def _pump(self, read: Callable[[], bytes], source: str, feed: Feed, *, follow: bool = False) -> None:
+        """Blocking reads (in a thread) into ``feed`` until the end, or forever with ``follow``."""
+        split = LineSplitter(self.cfg.format, source)
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await self.running.wait()
+            if self._closed:
+                break
+            data = await loop.run_in_executor(None, read)
+            if not data and follow:
+                await asyncio.sleep(0.1)
+                continue
+            chunk = split.feed(data, final=not data)
+            if chunk:
+                await feed(chunk)
+            if not data:
+                break
+        self.done.set()
+
     def describe(self) -> str:
         return self.cfg.type
 
@@ -150,27 +169,9 @@ class FileInput(InputPipeline):
 
     async def run(self, feed: Feed) -> None:
         assert self.cfg.path is not None
-        split = LineSplitter(self.cfg.format, f"file:{self.cfg.path}")
-        loop = asyncio.get_running_loop()
         with open(self.cfg.path, "rb") as f:
             self.ready.set()
-            while not self._closed:
-                await self.running.wait()
-                if self._closed:
-                    break
-                data = await loop.run_in_executor(None, f.read, _READ * 4)
-                if not data:
-                    if self.cfg.follow:
-                        await asyncio.sleep(0.1)
-                        continue
-                    chunk = split.feed(b"", final=True)
-                    if chunk:
-                        await feed(chunk)
-                    break
-                chunk = split.feed(data)
-                if chunk:
-                    await feed(chunk)
-        self.done.set()
+            await self._pump(lambda: f.read(_READ * 4), f"file:{self.cfg.path}", feed, follow=self.cfg.follow)
 
 
 class StdinInput(InputPipeline):
@@ -178,23 +179,10 @@ class StdinInput(InputPipeline):
         return "stdin"
 
     async def run(self, feed: Feed) -> None:
-        split = LineSplitter(self.cfg.format, "stdin")
-        loop = asyncio.get_running_loop()
         self.ready.set()
         stream = sys.stdin.buffer
         read = getattr(stream, "read1", stream.read)
-        while not self._closed:
-            await self.running.wait()
-            data = await loop.run_in_executor(None, read, _READ)
-            if not data:
-                chunk = split.feed(b"", final=True)
-                if chunk:
-                    await feed(chunk)
-                break
-            chunk = split.feed(data)
-            if chunk:
-                await feed(chunk)
-        self.done.set()
+        await self._pump(lambda: read(_READ), "stdin", feed)
 
 
 class TcpInput(InputPipeline):

@@ -57,6 +57,13 @@ return [k, seq, seq[-1], _index]
 """
 
 
+@pytest.fixture
+def seq_script(tmp_path) -> Path:
+    p = tmp_path / "seq.dp"
+    p.write_text(SEQ_SCRIPT)
+    return p
+
+
 def seq_task(tid: str, script: Path, port: int | None, out: Path, **over: Any) -> dict[str, Any]:
     """A task whose outputs carry each row's sequence number and its key's previous one."""
     cfg: dict[str, Any] = {
@@ -87,3 +94,16 @@ def read_split(out: Path) -> dict[str, list[list[str]]]:
     import csv
 
     return {p.stem: list(csv.reader(p.open()))[1:] for p in sorted(out.glob("*.csv"))}
+
+
+def check_sequences(out: Path, n: int) -> None:
+    """Every row exactly once; per key in input order with continuous history."""
+    files = read_split(out)
+    seen = sorted(int(float(r[1])) for rows in files.values() for r in rows)
+    assert seen == list(range(n))
+    for key, rows in files.items():
+        seqs = [int(float(r[1])) for r in rows]
+        assert seqs == sorted(seqs), key
+        prevs = [r[2] for r in rows]
+        assert prevs[0] == "" and [int(float(p)) for p in prevs[1:]] == seqs[:-1], key
+        assert [int(float(r[3])) for r in rows] == list(range(len(rows)))

@@ -12,27 +12,8 @@ import pytest
 
 from dporch.orchestration.task import IllegalTransition, TaskState
 
-from .conftest import ROOT, SEQ_SCRIPT, free_port, read_split, rows_text, run_async, send_tcp, seq_task, wait_until
-
-
-@pytest.fixture
-def seq_script(tmp_path) -> Path:
-    p = tmp_path / "seq.dp"
-    p.write_text(SEQ_SCRIPT)
-    return p
-
-
-def check_sequences(out: Path, n: int) -> None:
-    """Every row exactly once; per key in input order with continuous history."""
-    files = read_split(out)
-    seen = sorted(int(float(r[1])) for rows in files.values() for r in rows)
-    assert seen == list(range(n))
-    for key, rows in files.items():
-        seqs = [int(float(r[1])) for r in rows]
-        assert seqs == sorted(seqs), key
-        prevs = [r[2] for r in rows]
-        assert prevs[0] == "" and [int(float(p)) for p in prevs[1:]] == seqs[:-1], key
-        assert [int(float(r[3])) for r in rows] == list(range(len(rows)))
+from .conftest import (ROOT, SEQ_SCRIPT, check_sequences, free_port, read_split, rows_text, run_async, send_tcp,
+                       seq_task, wait_until)
 
 
 def test_state_machine(tmp_path, seq_script, scheduler):
