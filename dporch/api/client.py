@@ -16,12 +16,13 @@ import itertools
 import json
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 from .protocol import MAX_LINE, encode
+from .results import (AttachResult, ErrorList, OutputPage, Pong, PushResult, ServerInfo, TaskCreated, TaskInfo,
+                      TaskList, TaskStatus, TaskUpdated)
 
-__all__ = ["Client", "AsyncClient", "DporchAPIError", "TaskSummary", "parse_server", "DEFAULT_SERVER"]
+__all__ = ["Client", "AsyncClient", "DporchAPIError", "parse_server", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "127.0.0.1:8888"
 
@@ -35,15 +36,6 @@ class DporchAPIError(Exception):
         self.message = message
 
 
-@dataclass
-class TaskSummary:
-    id: str
-    name: str
-    status: str
-    compute_pool_size: int
-    processed_count: int
-
-
 def parse_server(text: str | None) -> tuple[str, int]:
     """``host:port`` (default: $DPORCH_SERVER or 127.0.0.1:8888)."""
     text = text or os.environ.get("DPORCH_SERVER") or DEFAULT_SERVER
@@ -54,57 +46,59 @@ def parse_server(text: str | None) -> tuple[str, int]:
 
 
 class _Methods:
-    """The actions, shared by both clients: each calls ``self._call(action, params)``."""
+    """The actions, shared by both clients: each calls ``self._call(action, params)``. The
+    annotations give the result of :class:`Client`; :class:`AsyncClient` returns the same,
+    awaited."""
 
     def _call(self, action: str, params: dict[str, Any]) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def ping(self) -> Any:
+    def ping(self) -> Pong:
         return self._call("ping", {})
 
-    def server_info(self) -> Any:
+    def server_info(self) -> ServerInfo:
         return self._call("server_info", {})
 
-    def create_task(self, config: dict[str, Any]) -> Any:
+    def create_task(self, config: dict[str, Any]) -> TaskCreated:
         return self._call("create_task", config)
 
-    def delete_task(self, task_id: str) -> Any:
+    def delete_task(self, task_id: str) -> None:
         return self._call("delete_task", {"task_id": task_id})
 
-    def update_task(self, task_id: str, updates: dict[str, Any]) -> Any:
+    def update_task(self, task_id: str, updates: dict[str, Any]) -> TaskUpdated:
         return self._call("update_task", {"task_id": task_id, "updates": updates})
 
-    def list_tasks(self) -> Any:
+    def list_tasks(self) -> TaskList:
         return self._call("list_tasks", {})
 
-    def get_task(self, task_id: str) -> Any:
+    def get_task(self, task_id: str) -> TaskInfo:
         return self._call("get_task", {"task_id": task_id})
 
-    def start_task(self, task_id: str) -> Any:
+    def start_task(self, task_id: str) -> TaskStatus:
         return self._call("start_task", {"task_id": task_id})
 
-    def pause_task(self, task_id: str) -> Any:
+    def pause_task(self, task_id: str) -> TaskStatus:
         return self._call("pause_task", {"task_id": task_id})
 
-    def resume_task(self, task_id: str) -> Any:
+    def resume_task(self, task_id: str) -> TaskStatus:
         return self._call("resume_task", {"task_id": task_id})
 
-    def stop_task(self, task_id: str) -> Any:
+    def stop_task(self, task_id: str) -> TaskStatus:
         return self._call("stop_task", {"task_id": task_id})
 
-    def reset_task(self, task_id: str) -> Any:
+    def reset_task(self, task_id: str) -> TaskStatus:
         return self._call("reset_task", {"task_id": task_id})
 
-    def push_data(self, task_id: str, rows: list[dict[str, Any]]) -> Any:
+    def push_data(self, task_id: str, rows: list[dict[str, Any]]) -> PushResult:
         return self._call("push_data", {"task_id": task_id, "data": rows})
 
-    def attach_file(self, task_id: str, file_path: str) -> Any:
+    def attach_file(self, task_id: str, file_path: str) -> AttachResult:
         return self._call("attach_file", {"task_id": task_id, "file_path": file_path})
 
-    def fetch_output(self, task_id: str, limit: int = 100, offset: int = 0) -> Any:
+    def fetch_output(self, task_id: str, limit: int = 100, offset: int = 0) -> OutputPage:
         return self._call("fetch_output", {"task_id": task_id, "limit": limit, "offset": offset})
 
-    def get_errors(self, task_id: str, limit: int = 100) -> Any:
+    def get_errors(self, task_id: str, limit: int = 100) -> ErrorList:
         return self._call("get_errors", {"task_id": task_id, "limit": limit})
 
 

@@ -23,13 +23,12 @@ def status_text(status: str) -> str:
     return f"[{colour}]{label}[/{colour}]"
 
 
-def tasks_table(tasks: list[dict[str, Any]], details: dict[str, dict[str, Any]] | None = None) -> Table:
+def tasks_table(tasks: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
     for col in ("ID", "名称", "状态", "计算元池", "已处理行数"):
         table.add_column(col, justify="right" if col == "已处理行数" else "left")
     for t in tasks:
-        max_size = (details or {}).get(t["id"], {}).get("max_pool_size")
-        pool = f"{t['compute_pool_size']}/{max_size}" if max_size else str(t["compute_pool_size"])
+        pool = f"{t['compute_pool_size']}/{t['max_pool_size']}"
         table.add_row(t["id"], t.get("name") or "", status_text(t["status"]), pool, f"{t['processed_count']:,}")
     return table
 

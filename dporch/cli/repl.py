@@ -68,9 +68,8 @@ class Repl:
     def do_list(self) -> None:
         c = self._need()
         tasks = c.list_tasks()["tasks"]
-        details = {t["id"]: c.get_task(t["id"])["stats"] for t in tasks}
         self.task_ids = [t["id"] for t in tasks]
-        self.console.print(tasks_table(tasks, details))
+        self.console.print(tasks_table(tasks))
 
     def do_show(self, task_id: str) -> None:
         self.console.print(task_panel(self._need().get_task(task_id)))

@@ -488,7 +488,8 @@ class Task:
     def summary(self) -> dict[str, Any]:
         p = self.pool
         return {"id": self.config.id, "name": self.config.name, "status": self.state.value,
-                "compute_pool_size": p.size if p else 0, "processed_count": self.processed}
+                "compute_pool_size": p.size if p else 0, "max_pool_size": self.config.compute_pool.max_size,
+                "processed_count": self.processed}
 
     def stats(self) -> dict[str, Any]:
         p = self.pool

@@ -59,7 +59,8 @@ def test_task_lifecycle_and_data_actions(server, tmp_path):
         assert info["version"] and info["scheduler"].startswith("tcp://") and info["uptime_seconds"] >= 0
         assert c.create_task(seq_config(tmp_path)) == {"task_id": "t1"}
         [summary] = c.list_tasks()["tasks"]
-        assert summary == {"id": "t1", "name": "测试任务", "status": "ready", "compute_pool_size": 0, "processed_count": 0}
+        assert summary == {"id": "t1", "name": "测试任务", "status": "ready", "compute_pool_size": 0, "max_pool_size": 2,
+                           "processed_count": 0}
         assert c.start_task("t1")["status"] == "running"
         pushed = c.push_data("t1", [{"k": "A", "seq": i, "x": 1} for i in range(10)] + [{"k": "A", "seq": "bad"}])
         assert pushed["accepted_count"] == 10 and pushed["errors"][0]["column"] == "seq"
@@ -219,3 +220,30 @@ def test_config_tasks_and_api_tasks_coexist(scheduler, tmp_path):
             assert {t["id"] for t in c.list_tasks()["tasks"]} == {"from-file", "from-api"}
     finally:
         s.stop()
+
+
+def test_result_types_name_exactly_the_keys_the_server_sends(server, tmp_path):
+    from typing import get_type_hints
+
+    from dporch.api import results
+
+    def keys(t: type) -> set[str]:
+        return set(get_type_hints(t))
+
+    data_dir = Path(server.service.api.data_dirs[0])
+    (data_dir / "rows.csv").write_text(rows_text(5))
+    with Client("127.0.0.1", server.port) as c:
+        got = {"Pong": c.ping(), "ServerInfo": c.server_info(), "TaskCreated": c.create_task(seq_config(tmp_path))}
+        got["TaskList"] = c.list_tasks()
+        got["TaskSummary"] = got["TaskList"]["tasks"][0]
+        got["TaskStatus"] = c.start_task("t1")
+        got["TaskUpdated"] = c.update_task("t1", {"compute_pool": {"max_size": 3}})
+        got["TaskInfo"] = c.get_task("t1")
+        got["PushResult"] = c.push_data("t1", [{"k": "A", "seq": 1, "x": 1}])
+        got["AttachResult"] = c.attach_file("t1", str(data_dir / "rows.csv"))
+        got["OutputPage"] = c.fetch_output("t1")
+        got["ErrorList"] = c.get_errors("t1")
+        c.stop_task("t1")
+    assert set(got) == set(results.__all__)
+    for name, data in got.items():
+        assert set(data) == keys(getattr(results, name)), name

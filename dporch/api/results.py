@@ -1,0 +1,84 @@
+"""The shapes of the API's ``data`` objects, as TypedDicts: what each client method returns.
+
+They are plain dicts at run time (JSON in, JSON out); the types document and check the keys.
+docs/api.md shows each one in an example."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+__all__ = ["Pong", "ServerInfo", "TaskCreated", "TaskSummary", "TaskList", "TaskInfo", "TaskStatus",
+           "TaskUpdated", "PushResult", "AttachResult", "OutputPage", "ErrorList"]
+
+
+class Pong(TypedDict):
+    pong: bool
+
+
+class ServerInfo(TypedDict):
+    version: str
+    uptime_seconds: float
+    api: str
+    connections: int
+    tasks: int
+    running: int
+    data_dirs: list[str]
+    scheduler: str | None
+    dashboard: str | None
+
+
+class TaskCreated(TypedDict):
+    task_id: str
+
+
+class TaskSummary(TypedDict):
+    id: str
+    name: str | None
+    status: str
+    compute_pool_size: int
+    max_pool_size: int
+    processed_count: int
+
+
+class TaskList(TypedDict):
+    tasks: list[TaskSummary]
+
+
+class TaskInfo(TypedDict):
+    id: str
+    name: str | None
+    status: str
+    allowed_actions: list[str]
+    config: dict[str, Any]  # the task table, as in tasks.toml
+    stats: dict[str, Any]  # processed_count, error_count, latency_ms_p99, load_rate, units, log...
+
+
+class TaskStatus(TypedDict):
+    task_id: str
+    status: str
+
+
+class TaskUpdated(TaskStatus):
+    applied: list[str]
+
+
+class PushResult(TypedDict):
+    accepted_count: int
+    errors: list[dict[str, Any]]
+
+
+class AttachResult(TypedDict):
+    processed_count: int
+    error_count: int
+    bytes: int
+
+
+class OutputPage(TypedDict):
+    total_count: int
+    first_index: int
+    rows: list[dict[str, Any]]
+
+
+class ErrorList(TypedDict):
+    error_count: int
+    errors: list[dict[str, Any]]
