@@ -55,3 +55,35 @@ def test_backtest_needs_a_signal_column(tmp_path):
 def test_backtest_missing_input(tmp_path):
     r = CliRunner().invoke(app, ["backtest", str(ROOT / "workflows" / "ma_cross.dp"), str(tmp_path / "none*.csv")])
     assert r.exit_code == 2 and "no file matches" in r.output
+
+
+def test_backtest_task_of_a_tasks_file(tmp_path):
+    out = tmp_path / "bt"
+    r = CliRunner().invoke(app, ["backtest", str(ROOT / "tasks.toml"), "--task", "backtest-ma-cross", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    script, data = ROOT / "workflows" / "ma_cross.dp", ROOT / "data" / "sample_ticks.csv"
+    df = pd.read_csv(data, dtype={"stock_code": str, "date": str})
+    direct = run_partition(df, BacktestSpec(script.read_text(), str(script), "stock_code", "date", 200000.0,
+                                            Costs(fee=0.0003))).instruments.set_index("key")
+    inst = pd.read_csv(out / "instruments.csv", dtype={"instrument": str}).set_index("instrument")
+    assert sorted(inst.index) == sorted(direct.index)
+    for key in direct.index:
+        assert inst.loc[key, "final_equity"] == pytest.approx(direct.loc[key, "final_equity"], rel=1e-12)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "nope"], "no valid task 'nope'"),
+    (["--task", "history-ma-cross"], "cannot be backtested: a backtest task has one script and a file input"),
+])
+def test_tasks_that_cannot_be_backtested_are_named(tmp_path, args, message):
+    r = CliRunner().invoke(app, ["backtest", str(ROOT / "tasks.toml"), *args, "--out", str(tmp_path)])
+    assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+
+
+def test_without_task_the_one_file_task_with_routing_disabled_is_chosen():
+    from rich.console import Console
+
+    from dporch.cli.backtest_command import _from_config
+
+    script, data, key = _from_config(ROOT / "tasks.toml", None, Console())
+    assert script.name == "ma_cross.dp" and data == [str(ROOT / "data" / "sample_ticks.csv")] and key == "stock_code"

@@ -150,4 +150,4 @@ def test_deep_merge():
 def test_default_tasks_toml_is_valid():
     cfg = load_config(ROOT / "tasks.toml")
     assert cfg.issues == []
-    assert {t.id for t in cfg.tasks} == {"realtime-indicators", "history-ma-cross"}
+    assert {t.id for t in cfg.tasks} == {"realtime-indicators", "history-ma-cross", "backtest-ma-cross"}
