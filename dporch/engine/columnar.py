@@ -8,12 +8,16 @@ gives the exact result (or error) of the language reference.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from ..lang import ast as A
 from ..lang.format import csv_header
+from ..lang.indicators import INDICATORS
 from ..lang.program import Program
 from ..lang.vector import Frame, compile_columns
 from ..lang.vector_values import Col, Unsupported, null_num
@@ -72,10 +76,20 @@ def _has_quote(path: str) -> bool:
             return False
 
 
+def _preload_indicators(program: Program) -> None:
+    """Import TA-Lib (which imports pandas: ~0.5 s) in a thread while the file is read, when
+    the script calls an indicator."""
+    calls = (n for st in program.script.body for n in A.walk(st) if isinstance(n, A.Call))
+    if any(c.name in INDICATORS and c.pkg is None for c in calls):
+        threading.Thread(target=importlib.import_module, args=("dporch.lang.indicators._column",),
+                         daemon=True).start()
+
+
 def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_KEY,
                 note: Callable[[str], None] | None = None, threads: int = 2) -> ColumnResult:
     """Run ``program`` over the CSV file ``path`` in the column form, writing CSV to ``out``."""
     compile_columns(program)  # fail fast, before reading
+    _preload_indicators(program)
     with open(path, encoding="utf-8-sig", newline="") as f:
         header_line = f.readline()
     if sniff_format(header_line) != "csv":

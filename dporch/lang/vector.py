@@ -455,14 +455,8 @@ class _Compiler:
             for c in cols:
                 if c.null is not None:
                     present &= ~c.null
-            outs = [np.full(f.n, np.nan) for _ in range(info.n_outputs)]
-            valid = [np.zeros(f.n, dtype=bool) for _ in range(info.n_outputs)]
-            for s, end in f.groups:
-                res = indicator_column(e.name, [c.v[s:end] for c in cols], present[s:end], converted)
-                for j, (vals, ok) in enumerate(res):
-                    outs[j][s:end] = vals
-                    valid[j][s:end] = ok
-            return [Num(np.where(ok, v, 0.0), ~ok) for v, ok in zip(outs, valid)]
+            res = indicator_column(e.name, [c.v for c in cols], present, converted, f.groups)
+            return [Num(np.where(ok, v, 0.0), ~ok) for v, ok in res]
         return run
 
 

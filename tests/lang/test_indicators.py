@@ -397,6 +397,20 @@ def test_column_fallbacks_and_edges():
     assert not ok.any()
 
 
+def test_column_groups_are_separate_streams():
+    c = case_cols("C", 300)[0]
+    arr = np.array([np.nan if v is None else v for v in c], dtype=np.float64)
+    present = np.array([v is not None for v in c])
+    groups = [(0, 40), (40, 41), (41, 41), (41, 300)]  # an empty group and a one-row group
+    for name, params in [("EMA", (5,)), ("MACD", (3, 6, 2)), ("RSI", (3,))]:
+        together = column(name, [arr], present, params, groups)
+        for s, e in groups:
+            alone = column(name, [arr[s:e]], present[s:e], params)
+            for (v, ok), (va, oka) in zip(together, alone):
+                assert ok[s:e].tolist() == oka.tolist()
+                assert np.array_equal(v[s:e], va, equal_nan=True)
+
+
 # --------------------------------------------------------------------------- registry, errors
 
 

@@ -151,14 +151,16 @@ def last_value(name: str, series: list, params: tuple) -> Any:
     return state.peek(*rows[-1])
 
 
-def column(name: str, series: list, present: Any, params: tuple) -> list:
+def column(name: str, series: list, present: Any, params: tuple,
+           groups: list[tuple[int, int]] | None = None) -> list:
     """Column form for batch execution.
 
     ``series``: one float64 array per input series (values at non-present rows are ignored);
-    ``present``: bool array, True where every input series is non-null.  Returns one
+    ``present``: bool array, True where every input series is non-null; ``groups``: the
+    (start, end) slices that are separate streams (default: one stream). Returns one
     ``(values, valid)`` pair of arrays per output (1 or 3): ``valid`` is True exactly where the
-    row form (peek/commit over the same series) is non-null, and there ``values`` is
-    bit-identical to it; elsewhere ``values`` is NaN.
+    row form (peek/commit over the same series, stream by stream) is non-null, and there
+    ``values`` is bit-identical to it; elsewhere ``values`` is NaN.
     """
     import numpy as np  # the column form only: keep start-up free of numpy/talib
 
@@ -171,30 +173,25 @@ def column(name: str, series: list, present: Any, params: tuple) -> list:
     info.state_class(*params)  # parameter errors first, even for empty input
     present = np.asarray(present, dtype=bool)
     total = len(present)
-    arrs = [np.asarray(s, dtype=np.float64) for s in series]
+    arrs = [np.ascontiguousarray(s, dtype=np.float64) for s in series]
     for a in arrs:
         if a.shape != present.shape:
             raise DPTypeError(f"{name}: series and presence mask must have equal lengths")
-    if present.all():
-        idx = None
-        comp = [np.ascontiguousarray(a) for a in arrs]
-    else:
-        idx = np.flatnonzero(present)
-        comp = [np.ascontiguousarray(a[idx]) for a in arrs]
-    outs, first = _column.compute(_KIND.get(name, name), info.state_class, params,
-                                  info.n_series, info.n_outputs, comp)
-    result = []
-    for o in outs:
-        if idx is None:
-            values = o  # a fresh array: NaN before ``first`` already, made explicit here
-            values[:first] = np.nan
-            valid = np.zeros(total, dtype=bool)
-            valid[first:] = True
+    kind = _KIND.get(name, name)
+    values = [np.full(total, np.nan) for _ in range(info.n_outputs)]
+    valid = [np.zeros(total, dtype=bool) for _ in range(info.n_outputs)]
+    for s, e in groups if groups is not None else [(0, total)]:
+        if present[s:e].all():
+            outs, first = _column.compute(kind, info.state_class, params, info.n_series, info.n_outputs,
+                                          [a[s:e] for a in arrs])
+            for o, v, ok in zip(outs, values, valid):
+                v[s + first:e] = o[first:]
+                ok[s + first:e] = True
         else:
-            values = np.full(total, np.nan)
-            values[idx] = o
-            values[idx[:first]] = np.nan
-            valid = np.zeros(total, dtype=bool)
-            valid[idx[first:]] = True
-        result.append((values, valid))
-    return result
+            idx = np.flatnonzero(present[s:e]) + s
+            outs, first = _column.compute(kind, info.state_class, params, info.n_series, info.n_outputs,
+                                          [a[idx] for a in arrs])
+            for o, v, ok in zip(outs, values, valid):
+                v[idx[first:]] = o[first:]
+                ok[idx[first:]] = True
+    return list(zip(values, valid))
