@@ -5,38 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 import pexpect
 from typer.testing import CliRunner
 
 from dporch.cli.app import app
 
-from ..orchestration.conftest import SEQ_SCRIPT, free_port
+from ..orchestration.conftest import SEQ_SCRIPT, free_port, seq_task_toml
 
 
 def task_file(tmp_path, tid: str = "cli-task") -> str:
     (tmp_path / "seq.dp").write_text(SEQ_SCRIPT)
     p = tmp_path / "task.toml"
-    p.write_text(textwrap.dedent(f"""
-        [[task]]
-        id = "{tid}"
-        name = "命令行任务"
-        scripts = ["seq.dp"]
-        [task.schema]
-        columns = [{{ name = "k", type = "string", required = true }}, {{ name = "seq", type = "number" }},
-                   {{ name = "x", type = "number" }}]
-        [task.routing]
-        enabled = true
-        key_column = "k"
-        [task.input]
-        type = "tcp"
-        port = {free_port()}
-        [task.output]
-        type = "file"
-        path = "out/{{k}}.csv"
-        mode = "split"
-    """))
+    p.write_text(seq_task_toml(tid, "seq.dp", f'type = "tcp"\nport = {free_port()}', "out", name="命令行任务"))
     return str(p)
 
 

@@ -83,6 +83,29 @@ def seq_task(tid: str, script: Path, port: int | None, out: Path, **over: Any) -
     return cfg
 
 
+def seq_task_toml(tid: str, script: str, input_table: str, out: str, *, name: str = "") -> str:
+    """The seq task of :func:`seq_task` as a tasks-file table; ``input_table`` holds the lines
+    of its [task.input] table."""
+    return f"""
+[[task]]
+id = "{tid}"
+name = "{name or tid}"
+scripts = ["{script}"]
+[task.schema]
+columns = [{{ name = "k", type = "string", required = true }}, {{ name = "seq", type = "number" }},
+           {{ name = "x", type = "number" }}]
+[task.routing]
+enabled = true
+key_column = "k"
+[task.input]
+{input_table}
+[task.output]
+type = "file"
+path = "{out}/{{k}}.csv"
+mode = "split"
+"""
+
+
 def rows_text(n: int, keys: str = "ABCD", start: int = 0, header: bool = True) -> str:
     lines = ["k,seq,x"] if header else []
     for i in range(start, start + n):

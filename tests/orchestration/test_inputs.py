@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import check_sequences, read_split, rows_text, run_async, seq_task, wait_until
+from .conftest import check_sequences, read_split, rows_text, run_async, seq_task, seq_task_toml, wait_until
 
 
 def test_followed_file_is_read_as_it_grows(tmp_path, seq_script, scheduler):
@@ -38,23 +38,7 @@ def test_followed_file_is_read_as_it_grows(tmp_path, seq_script, scheduler):
 
 def test_stdin_task_of_dporch_serve(tmp_path, seq_script, scheduler):
     out = tmp_path / "out"
-    (tmp_path / "tasks.toml").write_text(f"""
-[[task]]
-id = "from-stdin"
-scripts = ["{seq_script}"]
-[task.schema]
-columns = [{{ name = "k", type = "string", required = true }}, {{ name = "seq", type = "number" }},
-           {{ name = "x", type = "number" }}]
-[task.routing]
-enabled = true
-key_column = "k"
-[task.input]
-type = "stdin"
-[task.output]
-type = "file"
-path = "{out}/{{k}}.csv"
-mode = "split"
-""")
+    (tmp_path / "tasks.toml").write_text(seq_task_toml("from-stdin", str(seq_script), 'type = "stdin"', str(out)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "dporch.cli", "serve", "--config", str(tmp_path / "tasks.toml"), "--port", "0",
          "--scheduler", scheduler, "--state-dir", str(tmp_path / "state")],
