@@ -3,7 +3,6 @@ or merged), buffered, flushed when the input pauses, at exit and on SIGINT/SIGTE
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -12,7 +11,7 @@ from ..lang.program import Program
 from .batch import AUTO_KEY
 from .columns import BLOCK_LINES, read_block
 from .readers import _split_quoted, json_loads, sniff_format
-from .sources import LineSource
+from .sources import LineSource, stopped_by_signals
 from .streaming import RowError, StreamingExecutor
 
 __all__ = ["DaemonStats", "run_daemon", "Sink"]
@@ -54,26 +53,14 @@ def run_daemon(program: Program, source: LineSource, sink: Sink, *, key: Any = A
         report(str(err))
 
     ex = StreamingExecutor(program, window_size=window, key=key, on_error=on_error)
-    stop = {"now": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        stop["now"] = True
-        source.stop()
-        if source.waiting:
-            raise KeyboardInterrupt
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _loop(ex, source, sink, stats, stop, report, note)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sink.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-        stats.rows_in = ex.rows_in
-        stats.rows_out = ex.rows_out
-        stats.seconds = time.perf_counter() - t0
+    with stopped_by_signals(source) as stop:
+        try:
+            _loop(ex, source, sink, stats, stop, report, note)
+        finally:  # a signal while the sink flushes is still caught: no row lost
+            sink.close()
+            stats.rows_in = ex.rows_in
+            stats.rows_out = ex.rows_out
+            stats.seconds = time.perf_counter() - t0
     return stats
 
 

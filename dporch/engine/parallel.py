@@ -13,15 +13,14 @@ import signal
 import sys
 import time
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..lang.program import Program
 from .batch import AUTO_KEY
 from .columns import BLOCK_LINES, read_block
-from .readers import BadLine
 from .daemon import DaemonStats
-from .readers import _split_quoted
-from .sources import LineSource
+from .readers import BadLine, _split_quoted
+from .sources import LineSource, stopped_by_signals
 from .streaming import RowError, StreamingExecutor
 from .writers import SplitWriter
 
@@ -103,62 +102,18 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
         child.close()
         pipes.append(parent)
         procs.append(p)
-    stop = {"now": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        stop["now"] = True
-        source.stop()
-        if source.waiting:
-            raise KeyboardInterrupt
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop["now"]:
-            n = source.wait_lines()
-            if n == 0:
-                break
-            pending = iter([next(source) for _ in range(min(n, BLOCK_LINES * workers))])
-            buckets: list[tuple[list[int], list[str]]] = [([], []) for _ in range(workers)]
-            for line in pending:
-                line_no += 1
-                start = line_no
-                record = line
-                if kidx is None:
-                    w = 0
-                else:
-                    if '"' in line:
-                        consumed: list[str] = []
-
-                        def more() -> str | None:
-                            nxt = next(pending, None)
-                            nxt = nxt if nxt is not None else next(source, None)
-                            if nxt is not None:
-                                consumed.append(nxt)
-                            return nxt
-
-                        try:
-                            cells, _ = _split_quoted(line, line_no, more)
-                        except BadLine:
-                            cells = [""]  # the worker reports the line
-                        record = line + "".join(consumed)
-                        line_no += len(consumed)
-                    else:
-                        cells = line.split(",", kidx + 1)
-                    k = cells[kidx].strip() if kidx < len(cells) else ""
-                    w = stable_hash(k) % workers
-                if not record.strip():
-                    continue
-                record = record if record.endswith("\n") else record + "\n"
-                buckets[w][0].extend(range(start, start + record.count("\n")))
-                buckets[w][1].append(record)
-            for conn, (numbers, lines) in zip(pipes, buckets):
-                if numbers:
-                    conn.send((numbers, "".join(lines)))
-    except KeyboardInterrupt:
-        pass
+        with stopped_by_signals(source) as stop:
+            while not stop["now"]:
+                n = source.wait_lines()
+                if n == 0:
+                    break
+                pending = iter([next(source) for _ in range(min(n, BLOCK_LINES * workers))])
+                buckets, line_no = _route(pending, source, kidx, workers, line_no)
+                for conn, (numbers, lines) in zip(pipes, buckets):
+                    if numbers:
+                        conn.send((numbers, "".join(lines)))
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         for conn in pipes:
             conn.send(None)
         for conn, p in zip(pipes, procs):
@@ -170,3 +125,42 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
         stats.seconds = time.perf_counter() - t0
     return stats
 
+
+def _route(pending: Iterator[str], source: LineSource, kidx: int | None, workers: int,
+           line_no: int) -> tuple[list[tuple[list[int], list[str]]], int]:
+    """Records of one block by worker (stable hash of the key cell) with their input line
+    numbers, and the last line number; a quoted record spanning lines takes the next ones."""
+    buckets: list[tuple[list[int], list[str]]] = [([], []) for _ in range(workers)]
+    for line in pending:
+        line_no += 1
+        start = line_no
+        record = line
+        if kidx is None:
+            w = 0
+        else:
+            if '"' in line:
+                consumed: list[str] = []
+
+                def more() -> str | None:
+                    nxt = next(pending, None)
+                    nxt = nxt if nxt is not None else next(source, None)
+                    if nxt is not None:
+                        consumed.append(nxt)
+                    return nxt
+
+                try:
+                    cells, _ = _split_quoted(line, line_no, more)
+                except BadLine:
+                    cells = [""]  # the worker reports the line
+                record = line + "".join(consumed)
+                line_no += len(consumed)
+            else:
+                cells = line.split(",", kidx + 1)
+            k = cells[kidx].strip() if kidx < len(cells) else ""
+            w = stable_hash(k) % workers
+        if not record.strip():
+            continue
+        record = record if record.endswith("\n") else record + "\n"
+        buckets[w][0].extend(range(start, start + record.count("\n")))
+        buckets[w][1].append(record)
+    return buckets, line_no

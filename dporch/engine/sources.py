@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import time
 from collections import deque
-from typing import BinaryIO, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Iterator
 
 __all__ = ["LineSource"]
 
@@ -116,3 +118,26 @@ class LineSource:
             if not self._lines:
                 raise StopIteration
         return self._lines.popleft()
+
+
+@contextmanager
+def stopped_by_signals(source: LineSource) -> Iterator[dict[str, bool]]:
+    """SIGINT and SIGTERM stop reading ``source``: the yielded flag's ``"now"`` turns true, and
+    a wait for input is interrupted (the KeyboardInterrupt ends the block quietly). The previous
+    handlers come back when the block ends."""
+    stop = {"now": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop["now"] = True
+        source.stop()
+        if source.waiting:
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
