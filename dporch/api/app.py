@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..orchestration.config import ConfigError, task_to_dict
 from ..orchestration.manager import TaskManager
-from ..orchestration.registry import Registry
-from ..orchestration.task import TaskState
+from ..orchestration.states import TaskState
 from .server import APIServer
 
 __all__ = ["ServeOptions", "Service", "serve"]
@@ -47,7 +45,6 @@ class Service:
         self.client: Any = None
         self.manager: TaskManager | None = None
         self.api: APIServer | None = None
-        self.registry: Registry | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -62,7 +59,6 @@ class Service:
                                               silence_logs=logging.WARNING)
             self.client = await Client(self.cluster, asynchronous=True, direct_to_workers=True)
         opts.state_dir.mkdir(parents=True, exist_ok=True)
-        self.registry = Registry(opts.state_dir / "registry.sqlite")
         self.manager = TaskManager(self.client, state_dir=opts.state_dir)
         if opts.config is not None:
             if opts.config.exists():
@@ -71,10 +67,11 @@ class Service:
                     print(f"config: {i}", file=sys.stderr)
             else:
                 print(f"config: {opts.config} not found; starting with no tasks from it", file=sys.stderr)
-        await self._restore()
+        for note in await self.manager.restore(restore_running=opts.restore_running):
+            print(f"registry: {note}", file=sys.stderr)
         data_dirs = opts.data_dirs or self.manager.global_.data_dirs or [str(Path.cwd() / "data")]
         self.api = APIServer(self.manager, host=opts.host, port=opts.port, token=opts.token,
-                             data_dirs=data_dirs, info=self._info, on_change=self._persist)
+                             data_dirs=data_dirs, info=self._info)
         await self.api.start()
         # Everything alive now (Dask, Bokeh, compiled scripts) lives as long as the server:
         # keep it out of the cyclic collector, so a full collection stays short (tick latency).
@@ -87,37 +84,6 @@ class Service:
         except Exception:  # noqa: BLE001 - no dashboard
             info["dashboard"] = None
         return info
-
-    async def _restore(self) -> None:
-        """Bring back the tasks created through the API (SEED §12.2)."""
-        assert self.registry is not None and self.manager is not None
-        for entry in self.registry.entries():
-            if entry.origin != "api":
-                continue
-            if entry.id in self.manager.tasks:
-                print(f"registry: task {entry.id!r} is also in the config file; the config file's wins",
-                      file=sys.stderr)
-                continue
-            try:
-                task = self.manager.create(entry.config, base_dir=entry.base_dir)
-            except ConfigError as exc:
-                print(f"registry: task {entry.id!r} cannot be restored: {exc}", file=sys.stderr)
-                continue
-            if entry.state in ("running", "paused") and self.opts.restore_running:
-                try:
-                    await self.manager.start(entry.id)
-                except Exception as exc:  # noqa: BLE001
-                    print(f"registry: task {entry.id!r} failed to restart: {exc}", file=sys.stderr)
-            elif entry.state in ("stopped", "running", "paused", "error"):
-                task.state = TaskState.STOPPED
-
-    def _persist(self, task_id: str) -> None:
-        assert self.registry is not None and self.manager is not None
-        task = self.manager.tasks.get(task_id)
-        if task is None:
-            self.registry.delete(task_id)
-        elif task.config.source is None:
-            self.registry.save(task_id, task_to_dict(task.config), task.config.base_dir, "api", task.state.value)
 
     def banner(self) -> str:
         assert self.api is not None and self.manager is not None
@@ -135,11 +101,8 @@ class Service:
         return "\n".join(lines)
 
     async def stop(self) -> None:
-        """Drain and flush every task, remember which were running, release everything."""
-        if self.manager is not None and self.registry is not None:
-            for tid, task in self.manager.tasks.items():
-                if task.config.source is None:
-                    self.registry.save(tid, task_to_dict(task.config), task.config.base_dir, "api", task.state.value)
+        """Drain and flush every task, release everything; the registry remembers which ran."""
+        if self.manager is not None:
             await self.manager.shutdown()
         if self.api is not None:
             await self.api.close()
@@ -147,8 +110,6 @@ class Service:
             await self.client.close()
         if self.cluster is not None:
             await self.cluster.close()
-        if self.registry is not None:
-            self.registry.close()
 
 
 async def serve(opts: ServeOptions) -> None:

@@ -14,8 +14,9 @@ from typing import Any, Awaitable, Callable
 from .. import __version__
 from ..orchestration.config import ConfigError, task_to_dict
 from ..orchestration.inputs import LineSplitter
-from ..orchestration.manager import NotFound, TaskManager
-from ..orchestration.task import IllegalTransition, OrchestrationError, TaskState
+from ..orchestration.errors import IllegalTransition, NotFound, OrchestrationError
+from ..orchestration.manager import TaskManager
+from ..orchestration.states import TaskState
 from .protocol import ACTIONS, MAX_LINE, APIError, encode, error, ok, to_json_value
 
 __all__ = ["APIServer"]
@@ -51,15 +52,13 @@ class _Connection:
 class APIServer:
     def __init__(self, manager: TaskManager, *, host: str = "127.0.0.1", port: int = 8888,
                  token: str | None = None, data_dirs: list[str] | None = None,
-                 info: Callable[[], dict[str, Any]] | None = None,
-                 on_change: Callable[[str], None] | None = None):
+                 info: Callable[[], dict[str, Any]] | None = None):
         self.manager = manager
         self.host = host
         self.port = port
         self.token = token
         self.data_dirs = [os.path.realpath(d) for d in (data_dirs or [os.path.join(os.getcwd(), "data")])]
         self.info = info or (lambda: {})
-        self.on_change = on_change or (lambda task_id: None)
         self.server: asyncio.base_events.Server | None = None
         self.started = time.time()
         self.connections = 0
@@ -170,20 +169,17 @@ class APIServer:
 
     async def _create_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
         task = self.manager.create(params, source=None, base_dir=os.getcwd())
-        self.on_change(task.config.id)
         return {"task_id": task.config.id}, "task created"
 
     async def _delete_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
         tid = _param(params, "task_id")
         await self.manager.delete(tid)
-        self.on_change(tid)
         return None, "task deleted"
 
     async def _update_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
         tid = _param(params, "task_id")
         updates = _param(params, "updates", dict)
         task, applied = await self.manager.update(tid, updates)
-        self.on_change(tid)
         return {"task_id": tid, "applied": applied, "status": task.state.value}, "task updated"
 
     async def _list_tasks(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
@@ -199,11 +195,14 @@ class APIServer:
     async def _action(self, params: dict[str, Any], fn: Callable[[str], Awaitable[Any]], done: str) -> tuple[Any, str]:
         tid = _param(params, "task_id")
         await fn(tid)
-        self.on_change(tid)
         return {"task_id": tid, "status": self.manager.get(tid).state.value}, done
 
     async def _start_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return await self._action(params, self.manager.start, "task started")
+        fresh = _param(params, "fresh", bool, False)
+
+        async def start(tid: str) -> None:
+            await self.manager.start(tid, fresh=fresh)
+        return await self._action(params, start, "task started" + (" with empty history" if fresh else ""))
 
     async def _pause_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
         return await self._action(params, self.manager.pause, "task paused")
@@ -255,7 +254,7 @@ class APIServer:
                 data = await loop.run_in_executor(None, f.read, _CHUNK * 16)
                 chunk = split.feed(data, final=not data)
                 if chunk:
-                    await task._feed(chunk)
+                    await task.push_chunk(chunk)
                 done += len(data)
                 if time.monotonic() - last_report > 0.5 and data:
                     last_report = time.monotonic()

@@ -120,6 +120,8 @@ class StreamingExecutor:
         self.rows_out = 0
         self.errors = 0
         self._busy = 0.0
+        self._touched: set[Any] = set()  # keys whose state may have changed since take_changes()
+        self._dropped: set[Any] = set()  # keys dropped since take_changes()
 
     # -- binding ------------------------------------------------------------------------------
     @property
@@ -179,6 +181,7 @@ class StreamingExecutor:
             self._fail(RowError("InputError", "; ".join(bad), seq, k))
             return None
         t0 = time.perf_counter()
+        self._touched.add(k)
         out = self._run(self._stream(k), R, seq, k)
         self._busy += time.perf_counter() - t0
         if out is None:
@@ -233,6 +236,7 @@ class StreamingExecutor:
         # and is valid when every value has its declared type (always for CSV text).
         step = self._typed.step if self._conforms(values) else self._bound.step
         rows = zip(*values) if values else iter([()] * n)
+        self._touched.update(keys)
         t0 = time.perf_counter()
         out_rows, positions, out_keys = result.rows, result.positions, result.keys
         for i, (k, R) in enumerate(zip(keys, rows)):
@@ -344,12 +348,12 @@ class StreamingExecutor:
     def export_state(self, keys: Iterable[Any] | None = None) -> bytes:
         """Serialise the state of ``keys`` (default all): history windows, indicator states and
         ``_index``. ``import_state`` on an executor of the same script continues exactly."""
-        chosen = self._streams if keys is None else {k: self._streams[k] for k in keys if k in self._streams}
+        chosen = self._streams if keys is None else [k for k in keys if k in self._streams]
         payload = {
             "version": _STATE_VERSION,
             "fingerprint": self._fingerprint(),
             "schema": self._bound.schema if self._bound else None,
-            "streams": {k: (S.index, S.h, S.ind, S.lazy) for k, S in chosen.items()},
+            "streams": {k: self.stream_state(k) for k in chosen},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -362,16 +366,38 @@ class StreamingExecutor:
             self.bind(payload["schema"])
         if payload["fingerprint"] != self._fingerprint():
             raise StateMismatch("the state was exported by a different script, input layout or window")
-        for k, (index, h, ind, lazy) in payload["streams"].items():
-            S = self._bound.new_stream(k, window=self.window)  # type: ignore[union-attr]
-            S.index, S.h, S.ind, S.lazy = index, h, ind, lazy
-            S.hl = tuple(h.values())
-            self._streams[k] = S
+        for k, state in payload["streams"].items():
+            self.load_stream_state(k, state)
         return list(payload["streams"])
+
+    def stream_state(self, key: Any) -> tuple | None:
+        """One key's state as plain picklable values (None: the key has no stream). Only
+        meaningful to an executor of the same script, input layout and window."""
+        S = self._streams.get(key)
+        return None if S is None else (S.index, S.h, S.ind, S.lazy)
+
+    def load_stream_state(self, key: Any, state: tuple) -> None:
+        """Install a key's state taken by :meth:`stream_state` (replacing any it had)."""
+        assert self._bound is not None, "bind() the executor before loading state"
+        index, h, ind, lazy = state
+        S = self._bound.new_stream(key, window=self.window)
+        S.index, S.h, S.ind, S.lazy = index, h, ind, lazy
+        S.hl = tuple(h.values())
+        self._streams[key] = S
+        self._touched.add(key)
+
+    def take_changes(self) -> tuple[set[Any], set[Any]]:
+        """(keys whose state changed, keys dropped) since the previous call; an incremental
+        checkpoint saves the first and forgets the second."""
+        touched, dropped = self._touched, self._dropped
+        self._touched, self._dropped = set(), set()
+        streams = self._streams
+        return {k for k in touched if k in streams}, {k for k in dropped if k not in streams}
 
     def drop_keys(self, keys: Iterable[Any]) -> None:
         for k in keys:
-            self._streams.pop(k, None)
+            if self._streams.pop(k, None) is not None:
+                self._dropped.add(k)
 
     def reset(self) -> None:
         """Forget every stream (history, indicator state, counters stay)."""

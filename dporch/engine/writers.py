@@ -8,13 +8,14 @@ path. The text is identical to formatting each cell with :func:`~dporch.lang.for
 
 from __future__ import annotations
 
+import hashlib
 import os
 import string
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
 
-__all__ = ["RowWriter", "SplitWriter", "LazyFile", "csv_column"]
+__all__ = ["RowWriter", "SplitWriter", "LazyFile", "csv_column", "safe_file_name"]
 
 _NONE_FLOAT = {float, type(None)}
 
@@ -160,10 +161,27 @@ class LazyFile:
             self._f.close()
 
 
-def _safe_name(key: Any) -> str:
-    """A key as a file name: path separators and control characters replaced."""
-    text = "_" if key is None or key == "" else str(key)
-    return "".join("_" if (c in '/\\:*?"<>|' or ord(c) < 32) else c for c in text)
+_UNSAFE = set('/\\:*?"<>|%') | {chr(i) for i in range(32)} | {"\x7f"}
+_MAX_NAME = 120  # bytes of a file name part; longer ones end in a hash of the whole
+
+
+def safe_file_name(value: Any) -> str:
+    """A value as one file name part, different for different values: separators, control
+    characters, ``%`` and the names ``.``/``..`` are %-escaped (so nothing leaves its folder;
+    ``_`` alone stands for no key),
+    and a name longer than 120 bytes is cut, ending in a hash of the whole value."""
+    if value is None or value == "":
+        return "_"  # no key
+    text = str(value)
+    out = "".join(f"%{ord(c):02X}" if c in _UNSAFE else f"%u{ord(c):04X}" if "\ud800" <= c <= "\udfff" else c
+                  for c in text)
+    if out in (".", "..", "_"):
+        out = out.replace(".", "%2E").replace("_", "%5F")
+    raw = out.encode("utf-8")
+    if len(raw) > _MAX_NAME:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        out = raw[:_MAX_NAME - 17].decode("utf-8", "ignore") + "~" + digest
+    return out
 
 
 class SplitWriter:
@@ -174,8 +192,10 @@ class SplitWriter:
     arrival order; at most ``max_open`` files stay open at once."""
 
     def __init__(self, template: str, columns: list[str], *, buffer_rows: int = 1000, max_open: int = 256,
-                 fields: dict[str, Any] | None = None):
+                 fields: dict[str, Any] | None = None, on_new: Callable[[str, int], None] | None = None):
         self.template = template
+        self.on_new = on_new  # told (path, size before this writer's first write; -1: no file)
+        self.touched: set[str] = set()
         self.columns = columns
         self.header = csv_header(columns)
         self.buffer_rows = max(1, buffer_rows)
@@ -191,8 +211,8 @@ class SplitWriter:
         self.count = 0
 
     def path_for(self, key: Any, row: dict[str, Any] | None = None) -> str:
-        values = {k: _safe_name(v) for k, v in {**self.fields, **(row or {})}.items()}
-        values["key"] = _safe_name(key)
+        values = {k: safe_file_name(v) for k, v in {**self.fields, **(row or {})}.items()}
+        values["key"] = safe_file_name(key)
         return self.template.format_map(_Defaults(values))
 
     def write_rows(self, rows: list[list[Any]], keys: list[Any]) -> None:
@@ -225,6 +245,10 @@ class SplitWriter:
             oldest = next(iter(self._open))
             self._open.pop(oldest).close()
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if path not in self.touched:
+            self.touched.add(path)
+            if self.on_new is not None:
+                self.on_new(path, os.path.getsize(path) if os.path.exists(path) else -1)
         new = not os.path.exists(path) or os.path.getsize(path) == 0
         if not new:
             with open(path, encoding="utf-8", newline="") as existing:

@@ -10,8 +10,6 @@ when the load stays below 0.3 for ``scale_down_seconds`` (5 min), down to ``init
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
-
 from .config import ComputePool as PoolConfig
 
 __all__ = ["load_rate", "scale_up_step", "Autoscaler"]
@@ -28,21 +26,22 @@ def scale_up_step(size: int) -> int:
 
 
 class Autoscaler:
+    """Decides; the task applies (it moves state with the keys and checkpoints after)."""
+
     def __init__(self, cfg: PoolConfig):
         self.cfg = cfg
         self.high_since: float | None = None
         self.low_since: float | None = None
 
-    async def step(self, pool: Any, load: float, now: float, note: Callable[[str], None]) -> None:
+    def decide(self, size: int, load: float, now: float) -> int:
+        """Units to add (> 0) or remove (< 0) now."""
         cfg = self.cfg
         self.high_since = (self.high_since or now) if load > cfg.scale_threshold else None
         self.low_since = (self.low_since or now) if load < 0.3 else None
-        if self.high_since is not None and now - self.high_since >= cfg.scale_up_seconds and pool.size < cfg.max_size:
-            n = min(scale_up_step(pool.size), cfg.max_size - pool.size)
-            await pool.add_units(n)
-            note(f"autoscale: load {load:.2f} > {cfg.scale_threshold} for {cfg.scale_up_seconds:g}s, +{n} unit(s) -> {pool.size}")
+        if self.high_since is not None and now - self.high_since >= cfg.scale_up_seconds and size < cfg.max_size:
             self.high_since = None
-        elif self.low_since is not None and now - self.low_since >= cfg.scale_down_seconds and pool.size > cfg.initial_size:
-            await pool.remove_unit()
-            note(f"autoscale: load {load:.2f} < 0.3 for {cfg.scale_down_seconds:g}s, -1 unit -> {pool.size}")
+            return min(scale_up_step(size), cfg.max_size - size)
+        if self.low_since is not None and now - self.low_since >= cfg.scale_down_seconds and size > cfg.initial_size:
             self.low_since = None
+            return -1
+        return 0

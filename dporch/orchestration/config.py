@@ -85,6 +85,7 @@ class InputConfig:
     format: str = "csv"
     buffer_size: int = 1024
     follow: bool = False
+    durable: bool = False  # log what is read before processing it, so a server crash loses nothing
 
 
 @dataclass
@@ -97,6 +98,15 @@ class OutputConfig:
     auto_flush: bool = False
     host: str | None = None
     port: int | None = None
+
+
+@dataclass
+class CheckpointConfig:
+    """Snapshots of the compute units' window state (see checkpointer.py)."""
+
+    enabled: bool = True
+    interval: float = 5.0  # seconds between checkpoints of a running task
+    max_retained_rows: int = 200_000  # rows kept for a replay; more -> an early checkpoint, then backpressure
 
 
 @dataclass
@@ -118,6 +128,7 @@ class TaskConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     error_handling: ErrorHandling = field(default_factory=ErrorHandling)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     source: str | None = None  # the file it came from (None: the API)
     base_dir: str = "."  # relative script and file paths are resolved against this
 
@@ -136,6 +147,7 @@ class GlobalConfig:
     default_pool_size: int = 1
     default_pool_max_size: int = 4
     data_dirs: list[str] = field(default_factory=list)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)  # defaults of [task.checkpoint]
 
 
 @dataclass
@@ -147,7 +159,7 @@ class LoadedConfig:
 
 _SECTIONS = {
     "routing": Routing, "compute_pool": ComputePool, "input": InputConfig, "output": OutputConfig,
-    "error_handling": ErrorHandling,
+    "error_handling": ErrorHandling, "checkpoint": CheckpointConfig,
 }
 _TASK_KEYS = {"id", "name", "enabled", "scripts", "schema"} | set(_SECTIONS)
 
@@ -175,7 +187,11 @@ class _Checker:
             if k not in fields:
                 self.add(f"{name}.{k}", f"unknown key; allowed: {', '.join(sorted(fields))}")
                 continue
-            want = type(getattr(obj, k)) if getattr(obj, k) is not None else None
+            current = getattr(obj, k)
+            if hasattr(current, "__dataclass_fields__"):  # a nested table
+                setattr(obj, k, self.section(f"{name}.{k}", type(current), v, asdict(current)))
+                continue
+            want = type(current) if current is not None else None
             ok = self.typed(f"{name}.{k}", v, want, fields[k].type)
             if ok:
                 setattr(obj, k, float(v) if want is float else v)
@@ -225,6 +241,7 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     task.input = chk.section("input", InputConfig, raw.get("input"), {})
     task.output = chk.section("output", OutputConfig, raw.get("output"), {})
     task.error_handling = chk.section("error_handling", ErrorHandling, raw.get("error_handling"), {})
+    task.checkpoint = chk.section("checkpoint", CheckpointConfig, raw.get("checkpoint"), asdict(global_.checkpoint))
     if task.input.path and not Path(task.input.path).is_absolute():
         task.input.path = str((Path(base_dir) / task.input.path).resolve())
     if task.output.path and not Path(task.output.path).is_absolute():
@@ -306,10 +323,18 @@ def _validate(task: TaskConfig, chk: _Checker) -> None:
     eh = task.error_handling
     if eh.retry_count < 0:
         chk.add("error_handling.retry_count", "must not be negative")
+    ck = task.checkpoint
+    if ck.interval <= 0:
+        chk.add("checkpoint.interval", "must be a positive number of seconds")
+    if ck.max_retained_rows < p.batch_size:
+        chk.add("checkpoint.max_retained_rows", f"must be at least compute_pool.batch_size ({p.batch_size})")
+    if i.durable and i.type == "file":
+        chk.add("input.durable", "a file can be read again: durable is for tcp and stdin inputs")
 
 
-def check_ports(task: TaskConfig, taken: set[int]) -> list[ConfigIssue]:
-    """The task's TCP input port must be free (and not claimed by another task)."""
+def check_ports(task: TaskConfig, taken: set[int], held: tuple[str, int] | None = None) -> list[ConfigIssue]:
+    """The task's TCP input port must be free (and not claimed by another task); ``held``: the
+    address the task's current version listens on, which it hands over."""
     i = task.input
     if i.type != "tcp" or not isinstance(i.port, int):
         return []
@@ -317,7 +342,7 @@ def check_ports(task: TaskConfig, taken: set[int]) -> list[ConfigIssue]:
     if i.port in taken:
         issue.message = f"port {i.port} is used by another task"
         return [issue]
-    if i.port == 0:
+    if i.port == 0 or held == (i.host, i.port):
         return []
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

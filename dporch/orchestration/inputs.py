@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -29,6 +31,7 @@ class Chunk:
     records: list[Any]  # CSV cell lists or JSON objects (or ValueError for a bad JSON line)
     lines: list[int]  # line number of each record in its source
     source: str  # "file:/path", "tcp:host:port", "stdin", "push"
+    end: dict[str, Any] | None = None  # where the source is after this chunk (files: offset, line, header)
 
 
 Feed = Callable[[Chunk], Awaitable[None]]
@@ -37,13 +40,22 @@ Feed = Callable[[Chunk], Awaitable[None]]
 class LineSplitter:
     """Bytes in, complete lines out; the first line is the CSV header (or JSON data)."""
 
-    def __init__(self, fmt: str, source: str):
+    def __init__(self, fmt: str, source: str, position: dict[str, Any] | None = None):
         self.fmt = fmt
         self.source = source
         self.partial = b""
         self.header: list[str] | None = None
         self.line = 0
+        self.offset = 0  # bytes of the source handed out as complete lines
         self._first = True
+        if position:  # resume where a checkpoint left the source
+            self.offset, self.line = position["offset"], position["line"]
+            self.header = position.get("header")
+            self._first = self.offset == 0
+
+    @property
+    def position(self) -> dict[str, Any]:
+        return {"offset": self.offset, "line": self.line, "header": self.header}
 
     def feed(self, data: bytes, final: bool = False) -> Chunk | None:
         buf = self.partial + data
@@ -52,6 +64,7 @@ class LineSplitter:
             self.partial = buf
             return None
         text_bytes, self.partial = (buf, b"") if final else (buf[: cut + 1], buf[cut + 1:])
+        self.offset += len(text_bytes)
         text = text_bytes.decode("utf-8", errors="replace")
         if self._first and text.startswith("\ufeff"):
             text = text[1:]
@@ -65,7 +78,7 @@ class LineSplitter:
             first = self.line + 1
             self.line += len(lines)
             return Chunk(self.header, [line.split(",") for line in lines], list(range(first, self.line + 1)),
-                         self.source)
+                         self.source, self.position)
         records: list[Any] = []
         numbers: list[int] = []
         it = iter(lines)
@@ -110,15 +123,17 @@ class LineSplitter:
             numbers.append(start)
         if not records:
             return None
-        return Chunk(self.header if self.fmt == "csv" else None, records, numbers, self.source)
+        return Chunk(self.header if self.fmt == "csv" else None, records, numbers, self.source, self.position)
 
 
 class InputPipeline:
-    """Base: ``run(feed)`` reads until closed; ``pause``/``resume`` gate the reading."""
+    """Base: ``run(feed)`` reads until closed; ``pause``/``resume`` gate the reading (a paused
+    input reads nothing more, so a TCP sender feels backpressure rather than a reset)."""
 
-    def __init__(self, cfg: InputConfig, task_id: str):
+    def __init__(self, cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None):
         self.cfg = cfg
         self.task_id = task_id
+        self.position = position  # where to resume (file inputs)
         self.running = asyncio.Event()
         self.running.set()
         self._closed = False
@@ -140,7 +155,7 @@ class InputPipeline:
 
     async def _pump(self, read: Callable[[], bytes], source: str, feed: Feed, *, follow: bool = False) -> None:
         """Blocking reads (in a thread) into ``feed`` until the end, or forever with ``follow``."""
-        split = LineSplitter(self.cfg.format, source)
+        split = LineSplitter(self.cfg.format, source, self.position)
         loop = asyncio.get_running_loop()
         while not self._closed:
             await self.running.wait()
@@ -154,24 +169,37 @@ class InputPipeline:
             if chunk:
                 await feed(chunk)
             if not data:
+                self.done.set()
                 break
-        self.done.set()
 
     def describe(self) -> str:
         return self.cfg.type
 
 
 class FileInput(InputPipeline):
-    """A file read in blocks (never loaded whole); ``follow`` keeps reading as it grows."""
+    """A file read in blocks (never loaded whole); ``follow`` keeps reading as it grows; a
+    restored task resumes at its checkpoint's offset."""
 
     def describe(self) -> str:
         return f"file {self.cfg.path}"
 
     async def run(self, feed: Feed) -> None:
         assert self.cfg.path is not None
-        with open(self.cfg.path, "rb") as f:
+        path = self.cfg.path
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise OSError(f"cannot read {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file (a FIFO, device or folder cannot be a file input)")
+        offset = self.position["offset"] if self.position else 0
+        if offset > st.st_size:
+            raise OSError(f"{path} is shorter ({st.st_size} bytes) than the position the task's checkpoint "
+                          f"reached ({offset}); the file was replaced: start the task with fresh=true")
+        with open(path, "rb") as f:
+            f.seek(offset)
             self.ready.set()
-            await self._pump(lambda: f.read(_READ * 4), f"file:{self.cfg.path}", feed, follow=self.cfg.follow)
+            await self._pump(lambda: f.read(_READ * 4), f"file:{path}", feed, follow=self.cfg.follow)
 
 
 class StdinInput(InputPipeline):
@@ -189,12 +217,13 @@ class TcpInput(InputPipeline):
     """Listens on host:port; every connection sends a CSV header line, then rows (or JSON
     lines). Many clients at once; a paused task stops reading from all of them."""
 
-    def __init__(self, cfg: InputConfig, task_id: str):
+    def __init__(self, cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None):
         super().__init__(cfg, task_id)
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
         self.port: int | None = None
         self._handlers: set[asyncio.Task] = set()
+        self._shut = asyncio.Event()
 
     def describe(self) -> str:
         return f"tcp {self.cfg.host}:{self.port or self.cfg.port}"
@@ -223,6 +252,12 @@ class TcpInput(InputPipeline):
                         await feed(chunk)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
+            except asyncio.CancelledError:
+                # The input is closing. Ending normally: asyncio's server callback asks a
+                # cancelled connection task for its exception, which raises (Python 3.11).
+                pass
+            except Exception:  # noqa: BLE001 - one connection's failure must not pass silently
+                log.exception("task %s: connection %s failed", self.task_id, peer)
             finally:
                 self.connections -= 1
                 if task:
@@ -235,18 +270,17 @@ class TcpInput(InputPipeline):
         log.info("task %s listens on %s:%s", self.task_id, self.cfg.host, self.port)
         self.ready.set()
         async with self.server:
-            while not self._closed:
-                await asyncio.sleep(0.1)
-        self.done.set()
+            await self._shut.wait()
 
     async def close(self) -> None:
         await super().close()
+        self._shut.set()
         if self.server is not None:
             self.server.close()
         for t in list(self._handlers):
             t.cancel()
 
 
-def make_input(cfg: InputConfig, task_id: str) -> InputPipeline:
-    return {"file": FileInput, "stdin": StdinInput, "tcp": TcpInput}[cfg.type](cfg, task_id)
+def make_input(cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None) -> InputPipeline:
+    return {"file": FileInput, "stdin": StdinInput, "tcp": TcpInput}[cfg.type](cfg, task_id, position)
 

@@ -1,8 +1,11 @@
-"""The task manager (SEED §2.2.2): the registry of tasks and every action on them."""
+"""The task manager (SEED §2.2.2): the tasks, every action on them, and what survives a restart.
+
+With a state directory, every task's configuration and state go to the registry at each change
+(including changes a task makes by itself: an error, "input finished", a lost scheduler), and
+checkpoints go to the checkpoint store; :meth:`TaskManager.restore` brings them back."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,11 @@ from ..lang.errors import DPLangError
 from ..lang.program import Program, compile_program, read_script
 from .config import (ConfigError, ConfigIssue, GlobalConfig, TaskConfig, check_ports, deep_merge,
                      load_config, parse_task, task_to_dict)
-from .task import IllegalTransition, OrchestrationError, Task, TaskState
+from .checkpoints import CheckpointStore
+from .cluster import Cluster
+from .errors import IllegalTransition, NotFound, OrchestrationError
+from .registry import Registry
+from .task import Task, TaskState
 
 __all__ = ["TaskManager", "NotFound", "LIVE_FIELDS"]
 
@@ -19,10 +26,6 @@ log = logging.getLogger("dporch.manager")
 
 #: Fields a running task accepts changes to (SEED §4.2.3).
 LIVE_FIELDS = {("compute_pool", "max_size"), ("output", "buffer_size")}
-
-
-class NotFound(OrchestrationError):
-    code = "not_found"
 
 
 def compile_chain(cfg: TaskConfig, issues: list[ConfigIssue]) -> list[Program]:
@@ -55,12 +58,24 @@ def compile_chain(cfg: TaskConfig, issues: list[ConfigIssue]) -> list[Program]:
 
 
 class TaskManager:
+    """``client``: a Dask client (asynchronous) or a :class:`Cluster`; None builds and checks
+    tasks but cannot start them."""
+
     def __init__(self, client: Any, *, state_dir: Path | None = None, global_: GlobalConfig | None = None):
-        self.client = client
+        self.cluster = client if isinstance(client, Cluster) or client is None else Cluster(client)
         self.state_dir = state_dir
         self.global_ = global_ or GlobalConfig()
         self.tasks: dict[str, Task] = {}
-        self.lock = asyncio.Lock()
+        self.store = CheckpointStore(state_dir / "checkpoints.sqlite" if state_dir else None)
+        self.registry = Registry(state_dir / "registry.sqlite") if state_dir else None
+        self._persist = False  # on once restore() has read what the previous run left
+        self._watching = False
+        if self.cluster is not None:
+            self.cluster.listeners.append(self._cluster_changed)
+
+    @property
+    def client(self) -> Any:
+        return self.cluster.client if self.cluster is not None else None
 
     # -- registry ---------------------------------------------------------------------------------
     def get(self, task_id: Any) -> Task:
@@ -81,11 +96,15 @@ class TaskManager:
     def build_config(self, cfg: TaskConfig) -> Task:
         issues: list[ConfigIssue] = []
         taken = {t.config.input.port for tid, t in self.tasks.items() if tid != cfg.id and t.config.input.type == "tcp"}
-        issues += check_ports(cfg, {p for p in taken if p})
+        current = self.tasks.get(cfg.id)
+        held = None
+        if current is not None and current.input is not None and current.config.input.type == "tcp":
+            held = (current.config.input.host, current.config.input.port)
+        issues += check_ports(cfg, {p for p in taken if p}, held)
         programs = compile_chain(cfg, issues)
         if issues:
             raise ConfigError(issues)
-        return Task(cfg, programs, state_dir=self.state_dir)
+        return Task(cfg, programs, state_dir=self.state_dir, store=self.store, on_change=self.persist)
 
     def add(self, task: Task) -> Task:
         if task.config.id in self.tasks:
@@ -93,6 +112,7 @@ class TaskManager:
                                            "a task with this id already exists (delete it first, or use another id)")])
         self.tasks[task.config.id] = task
         task.note("created")
+        self.persist(task)
         return task
 
     def create(self, raw: dict[str, Any], *, source: str | None = None, base_dir: str = ".") -> Task:
@@ -101,39 +121,98 @@ class TaskManager:
                                            "a task with this id already exists (delete it first, or use another id)")])
         return self.add(self.build(raw, source=source, base_dir=base_dir))
 
-    async def load(self, path: str | Path, *, autostart: bool = True) -> list[ConfigIssue]:
-        """Create the tasks of a tasks.toml (invalid ones are reported and left out) and start
-        the enabled ones."""
+    def persist(self, task: Task) -> None:
+        """Record the task's configuration and state (at every change of either)."""
+        if self.registry is None or not self._persist or self.tasks.get(task.config.id) is not task:
+            return
+        origin = "api" if task.config.source is None else "config"
+        reason = task.last_error if task.state == TaskState.ERROR else task.reason
+        self.registry.save(task.config.id, task_to_dict(task.config), task.config.base_dir, origin,
+                           task.state.value, reason)
+
+    async def load(self, path: str | Path) -> list[ConfigIssue]:
+        """Create the tasks of a tasks.toml (invalid ones are reported and left out); :meth:`restore`
+        starts them."""
         loaded = load_config(path)
         self.global_ = loaded.global_
         issues = list(loaded.issues)
         for cfg in loaded.tasks:
             try:
-                task = self.add(self.build_config(cfg))
+                self.add(self.build_config(cfg))
             except ConfigError as exc:
                 issues += exc.issues
-                continue
-            if autostart and cfg.enabled:
-                try:
-                    await self.start(task.config.id)
-                except Exception as exc:  # noqa: BLE001 - one task failing must not stop the others
-                    issues.append(ConfigIssue(cfg.source, cfg.id, "start", str(exc)))
-        for i in issues:
-            log.error("config: %s", i)
         return issues
 
+    async def restore(self, *, restore_running: bool = True) -> list[str]:
+        """Bring back what the registry knows (SEED §12.2): tasks created through the API, live
+        changes, and every task's state (a running or paused task continues from its
+        checkpoint); start enabled config-file tasks seen for the first time. Returns notes."""
+        notes: list[str] = []
+        entries = {e.id: e for e in self.registry.entries()} if self.registry else {}
+        for entry in entries.values():
+            if entry.origin != "api":
+                continue
+            if entry.id in self.tasks:
+                notes.append(f"task {entry.id!r} is also in the config file; the config file's wins")
+                continue
+            try:
+                self.tasks[entry.id] = self.build(entry.config, base_dir=entry.base_dir)
+            except ConfigError as exc:
+                notes.append(f"task {entry.id!r} cannot be restored: {exc}")
+        for tid, task in list(self.tasks.items()):
+            entry = entries.get(tid)
+            if entry is not None and entry.origin == "config":
+                self._keep_live_changes(task, entry.config)
+            state = entry.state if entry is not None else ("running" if task.config.enabled else "ready")
+            try:
+                await self._bring_back(task, state, entry.reason if entry else None, restore_running)
+            except Exception as exc:  # noqa: BLE001 - one task failing must not stop the others
+                notes.append(f"task {tid!r} failed to restart: {exc}")
+        self._persist = True
+        for task in self.tasks.values():
+            self.persist(task)
+        for n in notes:
+            log.warning("restore: %s", n)
+        return notes
+
+    async def _bring_back(self, task: Task, state: str, reason: str | None, restore_running: bool) -> None:
+        if state in ("running", "paused") and (not restore_running or not task.config.enabled
+                                               and task.config.source is not None):
+            state = "stopped"
+        if state == "running":
+            await self.start(task.config.id)
+        elif state == "paused":
+            await self.start(task.config.id, paused=True)
+        elif state in ("stopped", "error"):
+            task.state = TaskState(state)
+            task.reason = reason
+            task.last_error = reason if state == "error" else None
+
+    def _keep_live_changes(self, task: Task, recorded: dict[str, Any]) -> None:
+        """A config-file task keeps changes made while it ran, unless the file changed since."""
+        current = task_to_dict(task.config)
+        theirs = {section: dict(recorded.get(section, {})) for section, _ in LIVE_FIELDS}
+        patched = deep_merge(recorded, {section: {f: current.get(section, {}).get(f)} for section, f in LIVE_FIELDS})
+        if patched != current:
+            return
+        for section, fld in LIVE_FIELDS:
+            value = theirs.get(section, {}).get(fld)
+            if value is not None:
+                setattr(getattr(task.config, section), fld, value)
+
     # -- actions ----------------------------------------------------------------------------------
-    async def start(self, task_id: str) -> Task:
+    async def start(self, task_id: str, *, paused: bool = False, fresh: bool = False) -> Task:
         task = self.get(task_id)
-        task.check("start")
-        if task.state == TaskState.STOPPED:  # Stopped -> Ready -> Running
-            task.state = TaskState.READY
+        if self.cluster is None:
+            raise OrchestrationError("this manager has no Dask cluster to run tasks on")
+        if not self._watching:
+            self._watching = True
+            self.cluster.start()
         try:
-            await task.start(self.client)
+            await task.start(self.cluster, paused=paused, fresh=fresh)
+        except IllegalTransition:
+            raise
         except Exception as exc:
-            await task._shutdown()
-            task.state = TaskState.ERROR
-            task.last_error = f"start failed: {exc}"
             raise OrchestrationError(f"task {task_id!r} failed to start: {exc}") from exc
         return task
 
@@ -162,6 +241,10 @@ class TaskManager:
         task.check("delete")
         await task.released()
         del self.tasks[task_id]
+        await task.close()
+        self.store.clear(task_id)
+        if self.registry is not None:
+            self.registry.delete(task_id)
 
     async def update(self, task_id: str, updates: dict[str, Any]) -> tuple[Task, list[str]]:
         """Deep-merge ``updates`` into the task's configuration. A running or paused task takes
@@ -172,19 +255,26 @@ class TaskManager:
         if "id" in updates and updates["id"] != task_id:
             raise ConfigError([ConfigIssue(None, task_id, "id", "the id of a task cannot change")])
         changed = _leaves(updates)
+        if task.transition is not None:
+            raise IllegalTransition(f"task {task_id!r} is {task.transition}; try again in a moment")
         if task.state in (TaskState.RUNNING, TaskState.PAUSED):
             refused = [".".join(p) for p in changed if p not in LIVE_FIELDS]
             if refused:
                 raise IllegalTransition(
                     f"task {task_id!r} is {task.state.value}: only compute_pool.max_size and output.buffer_size "
                     f"change while it runs; stop it to change {', '.join(refused)}")
-            return task, await self._apply_live(task, updates)
+            applied = await self._apply_live(task, updates)
+            self.persist(task)
+            return task, applied
         raw = deep_merge(task_to_dict(task.config), updates)
         new = self.build(raw, source=task.config.source, base_dir=task.config.base_dir)
+        await task.released()
+        await task.close()
         new.state = task.state if task.state != TaskState.ERROR else TaskState.READY
         new.log = task.log
         self.tasks[task_id] = new
         new.note(f"updated: {', '.join('.'.join(p) for p in changed)}")
+        self.persist(new)
         return new, ["config"]
 
     async def _apply_live(self, task: Task, updates: dict[str, Any]) -> list[str]:
@@ -196,9 +286,8 @@ class TaskManager:
                 raise ConfigError([ConfigIssue(None, task.config.id, "compute_pool.max_size",
                                                f"an integer at least initial_size ({pool_cfg.initial_size})")])
             pool_cfg.max_size = new_max
-            if task.pool is not None:
-                while task.pool.size > new_max and await task.pool.remove_unit():
-                    pass
+            if task.pool is not None and task.pool.size > new_max:
+                await task.scale(new_max - task.pool.size)
             applied.append("compute_pool.max_size")
         size = updates.get("output", {}).get("buffer_size")
         if size is not None:
@@ -211,8 +300,17 @@ class TaskManager:
         task.note(f"updated live: {', '.join(applied)}")
         return applied
 
+    async def _cluster_changed(self, up: bool) -> None:
+        for task in list(self.tasks.values()):
+            if up:
+                await task.cluster_back()
+            else:
+                await task.cluster_lost()
+
     async def shutdown(self) -> None:
-        """Stop every running or paused task: drain, flush, release the units."""
+        """Stop every running or paused task (drain, final checkpoint, release the units) and
+        close everything; the registry keeps the states they had, so a restart resumes them."""
+        self._persist = False
         for task in list(self.tasks.values()):
             if task.state in (TaskState.RUNNING, TaskState.PAUSED):
                 try:
@@ -220,6 +318,12 @@ class TaskManager:
                 except Exception as exc:  # noqa: BLE001
                     log.warning("stopping %s: %s", task.config.id, exc)
             await task.released()
+            await task.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+        if self.registry is not None:
+            self.registry.close()
+        self.store.close()
 
 
 def _leaves(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -22,7 +23,9 @@ from ..engine.writers import LazyFile, RowWriter, SplitWriter
 from ..lang.format import csv_header, json_line
 from .config import OutputConfig
 
-__all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError"]
+__all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError", "cut_back", "NewFile"]
+
+NewFile = Callable[[str, int], None]  # (path, its size before the task first wrote to it; -1: none)
 
 log = logging.getLogger("dporch.output")
 
@@ -119,6 +122,10 @@ class OutputPipeline:
     def set_buffer_size(self, n: int) -> None:
         self.cfg.buffer_size = n
 
+    def positions(self) -> dict[str, int]:
+        """Size of each file written so far (after a flush); empty for streams and sockets."""
+        return {}
+
     def describe(self) -> str:
         return self.cfg.type
 
@@ -126,9 +133,10 @@ class OutputPipeline:
 class _WriterOutput(OutputPipeline):
     """stdout and file outputs, through the engine's CSV / JSON-lines writers."""
 
-    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None):
         super().__init__(cfg, columns, task_id)
         self.writer: RowWriter | SplitWriter
+        self.path: str | None = None  # the merge file
         fields = {"task_id": task_id}
         if cfg.type == "stdout":
             self.writer = RowWriter(sys.stdout, columns, cfg.format, buffer_rows=cfg.buffer_size)
@@ -136,11 +144,14 @@ class _WriterOutput(OutputPipeline):
             assert cfg.path is not None
             if cfg.format != "csv":
                 raise OutputIOError("split file outputs are CSV (set output.format = \"csv\")")
-            self.writer = SplitWriter(cfg.path, columns, buffer_rows=cfg.buffer_size, fields=fields)
+            self.writer = SplitWriter(cfg.path, columns, buffer_rows=cfg.buffer_size, fields=fields, on_new=on_new)
         else:
             assert cfg.path is not None
             path = Path(cfg.path.format_map({**fields, "key": "all"}))
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(path)
+            if on_new is not None:
+                on_new(self.path, path.stat().st_size if path.exists() else -1)
             exists = path.exists() and path.stat().st_size > 0
             if exists and cfg.format == "csv":
                 with open(path, encoding="utf-8", newline="") as f:
@@ -178,6 +189,10 @@ class _WriterOutput(OutputPipeline):
     def set_buffer_size(self, n: int) -> None:
         super().set_buffer_size(n)
         self.writer.buffer_rows = max(1, n)
+
+    def positions(self) -> dict[str, int]:
+        paths = self.writer.touched if isinstance(self.writer, SplitWriter) else [self.path] if self.path else []
+        return {p: os.path.getsize(p) for p in paths if os.path.exists(p)}
 
 
 class TcpOutput(OutputPipeline):
@@ -258,7 +273,25 @@ class TcpOutput(OutputPipeline):
             self.writer.close()
 
 
-def make_output(cfg: OutputConfig, columns: list[str], task_id: str) -> OutputPipeline:
+def make_output(cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None) -> OutputPipeline:
     if cfg.type == "tcp":
         return TcpOutput(cfg, columns, task_id)
-    return _WriterOutput(cfg, columns, task_id)
+    return _WriterOutput(cfg, columns, task_id, on_new)
+
+
+def cut_back(sizes: dict[str, int]) -> list[str]:
+    """Cut files back to the given sizes (-1: remove the file); returns the files changed.
+    A file already shorter is left alone (it was not written past that point)."""
+    changed = []
+    for path, size in sizes.items():
+        try:
+            now = os.path.getsize(path)
+        except OSError:
+            continue
+        if size < 0:
+            os.remove(path)
+            changed.append(path)
+        elif now > size:
+            os.truncate(path, size)
+            changed.append(path)
+    return changed

@@ -1,66 +1,72 @@
-"""The compute pool (计算元池, SEED §2.2.4): N compute-unit actors on the Dask cluster, the
-router in front of them, and per-unit micro-batching.
+"""The compute pool (计算元池, SEED §2.2.4): the compute units of one task on the Dask cluster,
+the router in front of them, micro-batching, and the rebuilding of a lost unit.
 
+A unit is a *slot* (``u1``, ``u2``...: what the router routes to) and the actor behind it now.
 Rows for a unit collect into one columnar batch until it holds ``batch_size`` rows or its
-oldest row has waited ``batch_ms`` (a timer per pending batch, so an idle pool costs nothing);
-up to ``max_in_flight`` batches per unit are in flight and their results are handled in the
-order they were sent, so every key's outputs keep input order.
-A full unit makes ``submit`` wait: that is the backpressure that reaches the input.
+oldest row has waited ``batch_ms`` (a timer per pending batch, so an idle pool costs nothing).
+Closed batches and checkpoint markers go into the unit's :class:`~.replay.ReplayLog`; up to
+``max_in_flight`` calls per unit are in flight, numbered, and their results are handled in the
+order they were sent, so every key's outputs keep input order. A unit with too much waiting
+makes ``submit`` wait: that is the backpressure that reaches the input.
 
-When a unit's worker is lost, the unit is marked ``error`` and removed, its routes are cleared
-and its unfinished batches go to the remaining units (whose history for those keys starts
-afresh): no row is lost (SEED §5.4.3).
+When any call of a unit fails (its worker died, the actor was lost), the unit is rebuilt: a new
+actor on a live worker gets the slot's state from the last committed checkpoint, then the whole
+log since that checkpoint again; results of batches already delivered are dropped the second
+time. Per-key output is then exactly what it would have been without the failure. Without
+checkpoints only undelivered batches are kept, and the keys' history restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, NamedTuple
 
+from .aio import Background
+from .cluster import Cluster
+from .errors import ClusterUnavailable, PoolError
+from .replay import Batch, Item, Marker, ReplayLog
 from .router import Router
-from .unit import ComputeUnit, decode_result, encode_batch
+from .unit import ComputeUnit, KeyStates, decode_result, encode_batch
 
-__all__ = ["Unit", "ComputePool", "PoolError", "Result"]
+__all__ = ["Unit", "ComputePool", "Result", "PoolError"]
 
 log = logging.getLogger("dporch.pool")
-_uid = itertools.count(1)
 
-
-class PoolError(RuntimeError):
-    pass
+CREATE_TIMEOUT = 30.0  # seconds to create an actor on a worker
+REBUILD_ATTEMPTS = 3
 
 
 @dataclass
-class _Batch:
-    seqs: list[int] = field(default_factory=list)
-    keys: list[Any] = field(default_factory=list)
-    rows: list[tuple] = field(default_factory=list)  # values in schema order
-    arrived: list[float] = field(default_factory=list)  # monotonic arrival time per row
-    first: float = 0.0
+class _Failed:
+    """An actor call that raised (never left as an exception in a future nobody awaits)."""
+
+    exc: BaseException
 
 
 @dataclass
 class Unit:
-    uid: str
-    actor: Any
-    future: Any  # keeps the actor alive
-    worker: str
-    status: str = "idle"  # idle | busy | error
-    batch_no: int = 0
-    pending: _Batch = field(default_factory=_Batch)
-    in_flight: deque = field(default_factory=deque)  # (batch, asyncio.Task) in send order
-    waiting: deque = field(default_factory=deque)  # batches waiting for an in-flight slot, in order
-    sem: asyncio.Semaphore | None = None
+    slot: str
+    uid: str  # shown to users: "<task>:<slot>"
+    actor: Any = None
+    future: Any = None  # keeps the actor alive
+    worker: str = ""
+    status: str = "stopped"  # stopped | idle | busy | recovering | error
+    generation: int = 0  # bumped whenever the actor behind the slot changes
+    pending: Batch = field(default_factory=Batch)
+    log: ReplayLog = field(default_factory=ReplayLog)
+    calls: deque = field(default_factory=deque)  # (call future, monotonic send time) in send order
+    next_no: int = 0  # number of the next ordered call on the current actor
     rows: int = 0
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a call was sent
+    space: asyncio.Event = field(default_factory=asyncio.Event)  # a result was handled
     consumer: asyncio.Task | None = None
-    due: asyncio.TimerHandle | None = None  # sends the pending batch when it has waited batch_ms
+    due: asyncio.TimerHandle | None = None  # closes the pending batch when it has waited batch_ms
 
 
 class Result(NamedTuple):
@@ -71,19 +77,29 @@ class Result(NamedTuple):
     keys: list[Any]
     rows: list[list]
     errors: list[dict]
-    batch: _Batch
+    batch: Batch
 
 
-Handler = Callable[[Result], Awaitable[Any] | None]
+ResultHandler = Callable[[Result], Awaitable[Any]]
+MarkerHandler = Callable[[Unit, Marker, bytes], Awaitable[None]]
+StateSource = Callable[[str], Awaitable[tuple[int | None, KeyStates]]]
 
 
 class ComputePool:
-    """Compute units of one task. ``on_result(result)`` receives each batch's outputs in order; ``on_failover(message)`` is told about lost units."""
+    """Compute units of one task.
 
-    def __init__(self, client: Any, task_id: str, scripts: list[tuple[str, str]], columns: list[str], *,
+    ``on_result`` gets each batch's outputs in order, ``on_marker`` each unit's snapshot at a
+    checkpoint marker, ``on_failover`` messages about lost and rebuilt units, ``on_fatal`` a
+    unit that cannot be rebuilt; ``state_of(slot)`` returns the committed checkpoint id and
+    key states of a slot (``keep_log``: checkpoints are on, so handled items stay in the log
+    until one is committed)."""
+
+    def __init__(self, cluster: Cluster, task_id: str, scripts: list[tuple[str, str]], columns: list[str], *,
                  strategy: str, window: int, batch_size: int, batch_ms: float, max_in_flight: int,
-                 on_result: Handler, on_failover: Callable[[str], None]):
-        self.client = client
+                 on_result: ResultHandler, on_marker: MarkerHandler, on_failover: Callable[[str], None],
+                 on_fatal: Callable[[Unit, BaseException], None], state_of: StateSource,
+                 keep_log: bool, slots: list[str] | None = None, router: dict[str, Any] | None = None):
+        self.cluster = cluster
         self.task_id = task_id
         self.scripts = scripts
         self.columns = columns
@@ -92,223 +108,335 @@ class ComputePool:
         self.batch_ms = batch_ms / 1000.0
         self.max_in_flight = max_in_flight
         self.on_result = on_result
+        self.on_marker = on_marker
         self.on_failover = on_failover
+        self.on_fatal = on_fatal
+        self.state_of = state_of
+        self.keep_log = keep_log
         self.units: dict[str, Unit] = {}
         self.router = Router(strategy, [])
-        self.lock = asyncio.Lock()  # held while routes change (scaling, failover)
+        self._slot_no = itertools.count(1)
+        for s in slots or []:
+            self._add_slot(s)
+        if router:
+            self.router.load_state(router)
         self.recent_batch_ms: deque[float] = deque(maxlen=100)  # actor call round trips
-        self._sends: set[asyncio.Task] = set()  # batches sent because they waited long enough
-        self._closed = False
+        self._bg = Background(f"task {task_id} pool")
 
-    # -- life cycle -----------------------------------------------------------------------------
-    async def start(self, n: int) -> None:
-        await self.add_units(n)
-
-    async def _workers(self) -> list[str]:
-        info = await self.client.scheduler.identity()
-        return sorted(info.get("workers", {}))
-
-    async def _new_unit(self, worker: str | None) -> Unit:
-        uid = f"{self.task_id}:u{next(_uid)}"
-        placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        fut = self.client.submit(ComputeUnit, self.scripts, self.window, self.task_id, actor=True,
-                                 pure=False, key=f"dporch-unit-{uid}", **placement)
-        actor = await fut
-        unit = Unit(uid, actor, fut, worker or "", sem=asyncio.Semaphore(self.max_in_flight))
-        unit.consumer = asyncio.create_task(self._consume(unit))
+    def _add_slot(self, slot: str | None = None, *, route: bool = True) -> Unit:
+        if slot is None:
+            taken = set(self.units)
+            slot = next(s for s in (f"u{i}" for i in self._slot_no) if s not in taken)
+        unit = Unit(slot, f"{self.task_id}:{slot}")
+        self.units[slot] = unit
+        if route:
+            self.router.add_unit(slot)
         return unit
 
-    async def add_units(self, n: int) -> list[str]:
-        """Create ``n`` units spread over the workers (fewest units first); with hash routing
-        the keys that now belong to a new unit move there with their state."""
-        workers = await self._workers()
-        counts = {w: sum(1 for u in self.units.values() if u.worker == w) for w in workers}
-        made = []
+    def add_slots(self, n: int) -> None:
+        """Slots for a pool that has none yet (its first start)."""
         for _ in range(n):
-            w = min(workers, key=lambda x: counts[x]) if workers else None
-            if w:
-                counts[w] += 1
-            made.append(await self._new_unit(w))
-        async with self.lock:
-            if self.units:
-                await self._drain_locked()
-            for unit in made:
-                self.units[unit.uid] = unit
-                moved = self.router.add_unit(unit.uid)
-                await self._move_keys(moved, unit.uid)
-        return [u.uid for u in made]
+            self._add_slot()
 
-    async def remove_unit(self, uid: str | None = None) -> str | None:
-        """Remove one unit (the one with the fewest keys by default); its keys and their state
-        move to the other units."""
-        async with self.lock:
-            if len(self.units) <= 1:
-                return None
-            if uid is None:
-                uid = min(self.units, key=lambda u: self.router.load.get(u, 0))
-            await self._drain_locked()
-            unit = self.units.pop(uid)
-            keys = self.router.remove_unit(uid)
-            by_unit: dict[str, list] = {}
-            for k, u in self.router.reassign(keys).items():
-                by_unit.setdefault(u, []).append(k)
-            for u, ks in by_unit.items():
-                await self.units[u].actor.import_state(await unit.actor.export_state(ks))
-            await self._release(unit)
-        return uid
+    # -- actors -------------------------------------------------------------------------------------
+    async def _new_actor(self, unit: Unit, avoid: str = "") -> tuple[Any, Any, str]:
+        """An actor for ``unit`` on the worker with the fewest units of this pool."""
+        workers = await self.cluster.workers()
+        usable = [w for w in workers if w != avoid] or workers
+        counts = {w: 0 for w in usable}
+        for u in self.units.values():
+            if u.worker in counts and u is not unit:
+                counts[u.worker] += 1
+        worker = unit.worker = min(usable, key=lambda w: counts[w])  # claimed before any await
+        fut = self.cluster.client.submit(
+            ComputeUnit, self.scripts, self.window, self.task_id, self.columns, actor=True, pure=False,
+            key=f"dporch-unit-{self.task_id}-{uuid.uuid4().hex[:12]}", workers=[worker], allow_other_workers=True)
+        try:
+            actor = await asyncio.wait_for(fut, CREATE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise ClusterUnavailable(f"no worker took a compute unit of task {self.task_id} "
+                                     f"within {CREATE_TIMEOUT:g} s") from None
+        return actor, fut, worker
 
-    async def _move_keys(self, moved: dict[Any, str], new_uid: str) -> None:
-        by_old: dict[str, list] = {}
-        for k, old in moved.items():
-            by_old.setdefault(old, []).append(k)
-        for old, keys in by_old.items():
-            src = self.units.get(old)
-            if src is None:
-                continue
-            data = await src.actor.export_state(keys)
-            await self.units[new_uid].actor.import_state(data)
-            await src.actor.drop_keys(keys)
+    async def _release_actor(self, unit: Unit) -> None:
+        fut, unit.future, unit.actor, unit.worker = unit.future, None, None, ""
+        await self._cancel(fut)
 
-    async def _release(self, unit: Unit) -> None:
+    async def _cancel(self, fut: Any) -> None:
+        if fut is not None:
+            try:
+                await self.cluster.client.cancel(fut)
+            except Exception:  # noqa: BLE001 - the worker or the scheduler may be gone already
+                pass
+
+    async def open(self) -> None:
+        """Give every slot an actor with its committed state, and send what its log holds."""
+        await asyncio.gather(*(self._rebuild(u, reason=None) for u in self.units.values()))
+
+    async def suspend(self) -> None:
+        """Release the actors; logs, pending rows and routes stay for the next :meth:`open`."""
+        for unit in self.units.values():
+            self._stop_unit(unit)
+            unit.status = "stopped"
+        await asyncio.gather(*(self._release_actor(u) for u in self.units.values()))
+        await self._bg.cancel()
+
+    def _stop_unit(self, unit: Unit) -> None:
+        unit.generation += 1
         if unit.due is not None:
             unit.due.cancel()
-        if unit.consumer is not None:
+            unit.due = None
+        if unit.consumer is not None and unit.consumer is not asyncio.current_task():
             unit.consumer.cancel()
-        try:
-            await self.client.cancel(unit.future)
-        except Exception:  # noqa: BLE001 - the worker may already be gone
-            pass
+        unit.consumer = None
+        for call, _ in unit.calls:
+            call.cancel()
+        unit.calls.clear()
+        unit.space.set()
 
-    async def close(self) -> None:
-        """Drain, then release every actor."""
-        self._closed = True
-        await self.drain()
-        for unit in list(self.units.values()):
-            await self._release(unit)
-        self.units.clear()
+    async def _rebuild(self, unit: Unit, reason: str | None, avoid: str = "") -> None:
+        """A new actor for ``unit``: the slot's committed state, then its log from there."""
+        last: BaseException | None = None
+        for _ in range(REBUILD_ATTEMPTS):
+            try:
+                actor, fut, worker = await self._new_actor(unit, avoid)
+                ckpt, states = await self.state_of(unit.slot)
+                if states:
+                    await actor.restore(states)
+            except ClusterUnavailable as exc:
+                last = exc
+                break
+            except Exception as exc:  # noqa: BLE001 - the new worker died too: try another
+                last = exc
+                continue
+            if ckpt is not None:
+                unit.log.trim_to(ckpt)
+            unit.log.rewind()
+            unit.actor, unit.future, unit.worker = actor, fut, worker
+            unit.next_no = 0
+            unit.status = "idle"
+            gen = unit.generation
+            unit.consumer = self._bg.spawn(self._consume(unit, gen), f"unit {unit.slot} results")
+            if reason is not None:
+                replay = [i for i in unit.log if isinstance(i, Batch)]
+                again = sum(len(b.seqs) for b in replay if b.delivered)
+                self.on_failover(
+                    f"compute unit {unit.uid} rebuilt on {worker}: {len(states)} key(s) restored from checkpoint "
+                    f"{ckpt if ckpt is not None else '(none yet)'}, {sum(len(b.seqs) for b in replay)} row(s) "
+                    f"replayed ({again} of them already written: not written again)")
+            self._pump(unit)
+            return
+        unit.status = "error"
+        unit.space.set()
+        assert last is not None
+        if reason is None:
+            raise last
+        self.on_fatal(unit, last)
+
+    def _lost(self, unit: Unit, exc: BaseException) -> None:
+        """A call of ``unit`` failed: rebuild it in the background."""
+        if unit.status in ("recovering", "error", "stopped"):
+            return
+        lost_on = unit.worker
+        self._stop_unit(unit)
+        unit.status = "recovering"
+        rows = unit.log.rows + len(unit.pending.seqs)
+        message = (f"compute unit {unit.uid} on {lost_on or '?'} failed ({type(exc).__name__}: {exc}); "
+                   f"rebuilding it from the last checkpoint; {rows} row(s) are kept to be sent again")
+        log.warning(message)
+        self.on_failover(message)
+        old, unit.future, unit.actor = unit.future, None, None
+        self._bg.spawn(self._cancel(old), f"release unit {unit.slot}")
+        self._bg.spawn(self._rebuild(unit, reason=message, avoid=lost_on), f"rebuild unit {unit.slot}")
+
+    async def recover(self) -> None:
+        """Rebuild every unit that could not be rebuilt before (the cluster is back)."""
+        await asyncio.gather(*(self._rebuild(u, reason="recover") for u in self.units.values()
+                               if u.status in ("error", "stopped")))
 
     # -- data path ------------------------------------------------------------------------------
     async def submit(self, seqs: list[int], keys: list[Any], rows: list[tuple], arrived: float) -> None:
-        """Route rows to their units; waits while a unit has ``max_in_flight`` batches out."""
+        """Route rows to their units; waits while a unit has more than it can send."""
         if not self.units:
-            raise PoolError("the compute pool has no unit left")
-        async with self.lock:
-            targets = self.router.route(keys)
+            raise PoolError("the compute pool has no unit")
+        targets = self.router.route(keys)
         loop = asyncio.get_running_loop()
-        full = []
-        for seq, key, row, uid in zip(seqs, keys, rows, targets):
-            unit = self.units[uid]
+        touched: dict[str, Unit] = {}
+        units = self.units
+        for seq, key, row, slot in zip(seqs, keys, rows, targets):
+            unit = touched.get(slot)
+            if unit is None:
+                unit = touched[slot] = units[slot]
             b = unit.pending
             if not b.seqs:
                 b.first = arrived
-                unit.due = loop.call_later(self.batch_ms, self._send_due, unit)
+                unit.due = loop.call_later(self.batch_ms, self._close, unit)
             b.seqs.append(seq)
             b.keys.append(key)
             b.rows.append(row)
             b.arrived.append(arrived)
             if len(b.seqs) >= self.batch_size:
-                full.append(unit)
-        for unit in full:
-            if len(unit.pending.seqs) >= self.batch_size:
-                await self._send(unit)
+                self._close(unit)
+        limit = 2 * self.max_in_flight
+        for unit in touched.values():
+            while unit.log.outstanding > limit and unit.status not in ("error", "stopped"):
+                unit.space.clear()
+                await unit.space.wait()
 
-    async def _send(self, unit: Unit) -> None:
-        batch = unit.pending
-        if not batch.seqs:
-            return
-        unit.pending = _Batch()
+    def _close(self, unit: Unit) -> None:
+        """The pending batch goes into the log (and out, if there is room)."""
         if unit.due is not None:
             unit.due.cancel()
             unit.due = None
-        assert unit.sem is not None
-        unit.waiting.append(batch)
-        await unit.sem.acquire()
-        if unit.uid not in self.units:  # the unit failed meanwhile; _failover has resent the batch
-            unit.sem.release()  # and wakes the next waiter
-            return
-        unit.waiting.remove(batch)
-        columns = dict(zip(self.columns, map(list, zip(*batch.rows))))
-        payload = encode_batch(batch.seqs, batch.keys, columns)
-        no = unit.batch_no
-        unit.batch_no += 1
-        unit.status = "busy"
-        call = asyncio.ensure_future(unit.actor.process(no, payload))
-        unit.in_flight.append((batch, call, time.monotonic()))
-        unit.wake.set()
+        if unit.pending.seqs:
+            unit.log.append(unit.pending)
+            unit.pending = Batch()
+            self._pump(unit)
 
-    async def _consume(self, unit: Unit) -> None:
-        """Handle the unit's results in send order."""
-        while True:
-            while not unit.in_flight:
+    def mark(self, checkpoint: int, full: bool) -> int:
+        """Put a checkpoint marker into every unit's log, after all rows submitted so far."""
+        for unit in self.units.values():
+            self._close(unit)
+            unit.log.append(Marker(checkpoint, full))
+            self._pump(unit)
+        return len(self.units)
+
+    def committed(self, checkpoint: int) -> None:
+        """Logs drop what ``checkpoint`` covers; a unit being rebuilt keeps its log whole, since
+        it may be restoring an older checkpoint (it trims to that one itself)."""
+        for unit in self.units.values():
+            if unit.status in ("idle", "busy"):
+                unit.log.trim_to(checkpoint)
+                unit.space.set()
+
+    def _pump(self, unit: Unit) -> None:
+        """Send what the unit's log holds, up to ``max_in_flight`` calls."""
+        if unit.status not in ("idle", "busy") or unit.actor is None:
+            return
+        ulog, actor = unit.log, unit.actor
+        now = time.monotonic()
+        while ulog.unsent and ulog.in_flight < self.max_in_flight:
+            item = ulog.next_unsent()
+            no = unit.next_no
+            unit.next_no += 1
+            unit.calls.append((asyncio.ensure_future(self._call(actor, item, no)), now))
+            unit.status = "busy"
+        if unit.calls:
+            unit.wake.set()
+
+    async def _call(self, actor: Any, item: Item, no: int) -> Any:
+        try:
+            if isinstance(item, Batch):
+                columns = dict(zip(self.columns, map(list, zip(*item.rows))))
+                return await actor.process(no, encode_batch(item.seqs, item.keys, columns))
+            return await actor.snapshot(no, item.full)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the call: the unit is rebuilt
+            return _Failed(exc)
+
+    async def _consume(self, unit: Unit, gen: int) -> None:
+        """Handle the unit's results in send order (one consumer per actor generation)."""
+        while unit.generation == gen:
+            while not unit.calls:
                 unit.wake.clear()
                 await unit.wake.wait()
-            batch, call, sent = unit.in_flight[0]
-            try:
-                data = await call
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the unit (its worker) is gone
-                await self._failover(unit, exc)
+                if unit.generation != gen:
+                    return
+            call, sent = unit.calls[0]
+            data = await call
+            if unit.generation != gen:
                 return
-            unit.in_flight.popleft()
-            assert unit.sem is not None
-            unit.sem.release()
-            now = time.monotonic()
-            self.recent_batch_ms.append((now - sent) * 1000)
-            unit.rows += len(batch.seqs)
-            if not unit.in_flight:
+            if isinstance(data, _Failed):
+                self._lost(unit, data.exc)
+                return
+            unit.calls.popleft()
+            item = unit.log.oldest_in_flight()
+            unit.log.mark_done()
+            if isinstance(item, Batch):
+                self.recent_batch_ms.append((time.monotonic() - sent) * 1000)
+                if not item.delivered:
+                    unit.rows += len(item.seqs)
+                    item.delivered = True
+                    await self.on_result(Result(*decode_result(data), item))
+            else:
+                await self.on_marker(unit, item, data)
+            if not self.keep_log:
+                unit.log.drop_handled()
+            if not unit.calls:
                 unit.status = "idle"
-            r = self.on_result(Result(*decode_result(data), batch))
-            if inspect.isawaitable(r):
-                await r
+            unit.space.set()
+            self._pump(unit)
 
-    async def _failover(self, unit: Unit, exc: BaseException) -> None:
-        unit.status = "error"
-        lost = [b for b, _, _ in unit.in_flight] + list(unit.waiting) + ([unit.pending] if unit.pending.seqs else [])
-        unit.in_flight.clear()
-        unit.waiting.clear()
-        unit.pending = _Batch()
-        assert unit.sem is not None
-        unit.sem.release()  # batches waiting for a slot of this unit return (they are in `lost`)
-        self.units.pop(unit.uid, None)
-        keys = self.router.remove_unit(unit.uid)
-        msg = (f"compute unit {unit.uid} on {unit.worker or '?'} failed ({type(exc).__name__}: {exc}); "
-               f"{len(keys)} key(s) move to other units and their history restarts; "
-               f"{sum(len(b.seqs) for b in lost)} row(s) are sent again")
-        log.warning(msg)
-        self.on_failover(msg)
-        try:
-            await self.client.cancel(unit.future)
-        except Exception:  # noqa: BLE001
-            pass
-        for b in lost:
-            if not self.units:
-                break
-            await self.submit(b.seqs, b.keys, b.rows, b.first)
+    # -- draining and scaling -------------------------------------------------------------------------
+    def flush(self) -> None:
+        for unit in self.units.values():
+            self._close(unit)
 
-    def _send_due(self, unit: Unit) -> None:
-        """Timer callback: the unit's pending batch has waited ``batch_ms``."""
-        unit.due = None
-        if unit.pending.seqs and unit.uid in self.units and not self._closed:
-            task = asyncio.create_task(self._send(unit))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+    def idle(self) -> bool:
+        return all(not u.log.outstanding and not u.pending.seqs for u in self.units.values())
 
-    async def flush(self) -> None:
-        for unit in list(self.units.values()):
-            await self._send(unit)
-
-    async def _drain_locked(self) -> None:
-        await self.flush()
-        while any(u.in_flight or u.waiting for u in self.units.values()):
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Send every pending row and wait until all results were handled (False: not within
+        ``timeout``, or a unit is down and its rows wait for it)."""
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        self.flush()
+        while not self.idle():
+            if any(u.status in ("error", "stopped") for u in self.units.values()):
+                return False
+            if end is not None and loop.time() > end:
+                return False
             await asyncio.sleep(0.002)
+            self.flush()
+        return True
 
-    async def drain(self) -> None:
-        """Send every pending row and wait until all results were handled."""
-        await self.flush()
-        while any(u.in_flight or u.waiting or u.pending.seqs for u in self.units.values()):
-            await asyncio.sleep(0.002)
-            await self.flush()
+    async def add_units(self, n: int) -> list[str]:
+        """``n`` new units (the pool is drained); with hash routing the keys that now belong to
+        a new unit move there with their state."""
+        made = []
+        for _ in range(n):
+            unit = self._add_slot(route=False)  # routes change only once the actor exists
+            try:
+                await self._rebuild(unit, reason=None)
+            except BaseException:
+                del self.units[unit.slot]
+                raise
+            moved = self.router.add_unit(unit.slot)
+            await self._move_keys(moved, unit.slot)
+            made.append(unit.slot)
+        return made
+
+    async def remove_unit(self, slot: str | None = None) -> str | None:
+        """Remove one unit (the one with the fewest keys by default; the pool is drained); its
+        keys and their state move to the other units."""
+        if len(self.units) <= 1:
+            return None
+        if slot is None:
+            slot = min(self.units, key=lambda u: self.router.load.get(u, 0))
+        unit = self.units[slot]
+        keys = self.router.remove_unit(slot)
+        by_unit: dict[str, list] = {}
+        for k, u in self.router.reassign(keys).items():
+            by_unit.setdefault(u, []).append(k)
+        for u, ks in by_unit.items():
+            await self.units[u].actor.import_state(await unit.actor.export_state(ks))
+        del self.units[slot]
+        self._stop_unit(unit)
+        await self._release_actor(unit)
+        return slot
+
+    async def _move_keys(self, moved: dict[Any, str], new_slot: str) -> None:
+        by_old: dict[str, list] = {}
+        for k, old in moved.items():
+            by_old.setdefault(old, []).append(k)
+        for old, keys in by_old.items():
+            src = self.units.get(old)
+            if src is None or src.actor is None:
+                continue
+            data = await src.actor.export_state(keys)
+            await self.units[new_slot].actor.import_state(data)
+            await src.actor.drop_keys(keys)
 
     # -- stats --------------------------------------------------------------------------------
     @property
@@ -317,12 +445,18 @@ class ComputePool:
 
     @property
     def busy_units(self) -> int:
-        return sum(1 for u in self.units.values() if u.in_flight)
+        return sum(1 for u in self.units.values() if u.calls)
 
     @property
     def queue_length(self) -> int:
-        return sum(len(u.pending.seqs) + sum(len(b.seqs) for b in u.waiting)
-                   + sum(len(b.seqs) for b, _, _ in u.in_flight) for u in self.units.values())
+        """Rows waiting for a unit or in flight."""
+        return sum(len(u.pending.seqs) + sum(len(i.seqs) for i in u.log.unhandled() if isinstance(i, Batch))
+                   for u in self.units.values())
+
+    @property
+    def retained_rows(self) -> int:
+        """Rows kept for a replay (since the last committed checkpoint)."""
+        return sum(u.log.rows for u in self.units.values())
 
     def mean_call_ms(self) -> float:
         """Mean round trip of the last 100 actor calls (the seed's "average response time")."""
@@ -330,4 +464,5 @@ class ComputePool:
 
     def units_info(self) -> list[dict[str, Any]]:
         return [{"id": u.uid, "worker": u.worker, "status": u.status, "rows": u.rows,
-                 "keys": self.router.load.get(u.uid, 0), "in_flight": len(u.in_flight)} for u in self.units.values()]
+                 "keys": self.router.load.get(u.slot, 0), "in_flight": len(u.calls),
+                 "retained_rows": u.log.rows} for u in self.units.values()]

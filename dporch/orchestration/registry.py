@@ -1,5 +1,6 @@
-"""Persistent task registry (SEED §8.3, §12.2): task configurations and their last state in
-SQLite under the state directory, so a restarted server knows the tasks created through the API."""
+"""Persistent task registry (SEED §8.3, §12.2): every task's configuration (with live changes)
+and its last state, in SQLite under the state directory, so a restarted server brings each
+task back as it was: running, paused, stopped or failed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     base_dir TEXT NOT NULL,
     origin TEXT NOT NULL,
     state TEXT NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    reason TEXT
 )
 """
 
@@ -31,6 +33,7 @@ class Entry:
     base_dir: str
     origin: str  # "api" or "config"
     state: str
+    reason: str | None = None  # why it is in that state (an error's message)
 
 
 class Registry:
@@ -40,13 +43,17 @@ class Registry:
         self.db = sqlite3.connect(str(path), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(tasks)")}
+        if "reason" not in columns:  # a registry written by an earlier version
+            self.db.execute("ALTER TABLE tasks ADD COLUMN reason TEXT")
 
-    def save(self, task_id: str, config: dict[str, Any], base_dir: str, origin: str, state: str) -> None:
+    def save(self, task_id: str, config: dict[str, Any], base_dir: str, origin: str, state: str,
+             reason: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO tasks (id, config, base_dir, origin, state, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO tasks (id, config, base_dir, origin, state, updated, reason) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET config=excluded.config, base_dir=excluded.base_dir, "
-            "origin=excluded.origin, state=excluded.state, updated=excluded.updated",
-            (task_id, json.dumps(config), base_dir, origin, state, time.time()))
+            "origin=excluded.origin, state=excluded.state, updated=excluded.updated, reason=excluded.reason",
+            (task_id, json.dumps(config), base_dir, origin, state, time.time(), reason))
 
     def set_state(self, task_id: str, state: str) -> None:
         self.db.execute("UPDATE tasks SET state = ?, updated = ? WHERE id = ?", (state, time.time(), task_id))
@@ -55,8 +62,8 @@ class Registry:
         self.db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
     def entries(self) -> list[Entry]:
-        rows = self.db.execute("SELECT id, config, base_dir, origin, state FROM tasks ORDER BY updated").fetchall()
-        return [Entry(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
+        rows = self.db.execute("SELECT id, config, base_dir, origin, state, reason FROM tasks ORDER BY updated").fetchall()
+        return [Entry(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def close(self) -> None:
         self.db.close()

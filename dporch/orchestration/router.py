@@ -80,6 +80,21 @@ class Router:
         self._next = 0
         return keys
 
+    def state(self) -> dict[str, Any]:
+        """What a restart needs to route as before: sticky assignments, the round-robin turn
+        (hash routes follow from the units alone)."""
+        out: dict[str, Any] = {"next": self._next}
+        if self.strategy == "sticky":
+            out["table"] = [[k, u] for k, u in self.table.items()]
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._next = int(state.get("next", 0))
+        for k, u in state.get("table", []):
+            if u in self.load:
+                self.table[k] = u
+                self.load[u] += 1
+
     def reassign(self, keys: list[Any]) -> dict[Any, Hashable]:
         """Route ``keys`` now (after a removal); returns key -> new unit."""
         return dict(zip(keys, self.route(keys)))

@@ -1,9 +1,15 @@
 """The compute unit (计算元): a Dask actor owning one StreamingExecutor per script of a task's
 chain, with per-key bounded windows. Batches arrive and leave as one pickled columnar payload
-(never per-row Python objects over the wire: ARCHITECTURE.md §3)."""
+(never per-row Python objects over the wire: ARCHITECTURE.md §3).
+
+Calls that touch the windows (``process``, ``snapshot``) carry a number and run strictly in
+that order, whatever order they arrive in: a snapshot numbered k is the state after batch
+k - 1, which is what makes checkpoints consistent without stopping the unit.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import time
 from typing import Any
@@ -11,7 +17,10 @@ from typing import Any
 from ..engine.streaming import StreamingExecutor
 from ..lang.program import compile_program
 
-__all__ = ["ComputeUnit", "encode_batch", "decode_result"]
+__all__ = ["ComputeUnit", "encode_batch", "decode_result", "KeyStates"]
+
+#: key -> that key's state (one entry per script of the chain), pickled.
+KeyStates = dict[Any, bytes]
 
 
 def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list]) -> bytes:
@@ -26,31 +35,76 @@ def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[d
 class ComputeUnit:
     """Runs a chain of scripts: each script's output rows feed the next one (SEED §3.2)."""
 
-    def __init__(self, scripts: list[tuple[str, str]], window: int, task_id: str = ""):
+    def __init__(self, scripts: list[tuple[str, str]], window: int, task_id: str = "",
+                 columns: list[str] | None = None):
         self.task_id = task_id
         programs = [compile_program(src, path) for src, path in scripts]
         self.executors = [StreamingExecutor(p, window_size=window, key=None) for p in programs]
+        if columns is not None:  # bound up front, so state can be restored before any batch
+            layout = list(columns)
+            for ex in self.executors:
+                ex.bind(layout)
+                layout = ex.outputs
         self.outputs = programs[-1].outputs
         self.rows = 0
         self.busy = 0.0
         self.started = time.time()
-        self._expected = 0  # the next batch number to run
-        self._turn: Any = None  # asyncio.Condition, created in the worker's event loop
+        self._expected = 0  # the number of the next ordered call to run
+        self._turn: asyncio.Condition | None = None  # created in the worker's event loop
 
-    async def process(self, batch_no: int, payload: bytes) -> bytes:
-        """Run batch ``batch_no``: batches run strictly in the order the pool numbered them,
-        whatever order the calls arrive in (several are in flight, over several connections)."""
-        import asyncio
-
+    async def _wait_turn(self, no: int) -> asyncio.Condition:
         if self._turn is None:
             self._turn = asyncio.Condition()
-        async with self._turn:
-            await self._turn.wait_for(lambda: self._expected == batch_no)
-            try:
-                return self._run(payload)
-            finally:
-                self._expected += 1
-                self._turn.notify_all()
+        await self._turn.acquire()
+        try:
+            await self._turn.wait_for(lambda: self._expected == no)
+        except BaseException:
+            self._turn.release()
+            raise
+        return self._turn
+
+    def _done_turn(self, turn: asyncio.Condition) -> None:
+        self._expected += 1
+        turn.notify_all()
+        turn.release()
+
+    async def process(self, batch_no: int, payload: bytes) -> bytes:
+        """Run batch ``batch_no`` (after every call numbered before it)."""
+        turn = await self._wait_turn(batch_no)
+        try:
+            return self._run(payload)
+        finally:
+            self._done_turn(turn)
+
+    async def snapshot(self, no: int, full: bool = False) -> bytes:
+        """The state after every call numbered before ``no``: the keys changed since the
+        previous snapshot (every key with ``full``) and the keys dropped since then."""
+        turn = await self._wait_turn(no)
+        try:
+            changed: set[Any] = set()
+            dropped: set[Any] = set()
+            for ex in self.executors:
+                c, d = ex.take_changes()
+                changed |= c
+                dropped |= d
+            if full:
+                changed = {k for ex in self.executors for k in ex.keys}
+            dropped -= changed
+            states = {k: pickle.dumps([ex.stream_state(k) for ex in self.executors], protocol=pickle.HIGHEST_PROTOCOL)
+                      for k in changed}
+            return pickle.dumps((states, sorted(dropped, key=repr)), protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self._done_turn(turn)
+
+    def restore(self, states: KeyStates) -> int:
+        """Install keys' states from a snapshot (a new unit, before its first call)."""
+        for k, blob in states.items():
+            for ex, state in zip(self.executors, pickle.loads(blob)):
+                if state is not None:
+                    ex.load_stream_state(k, state)
+        for ex in self.executors:
+            ex.take_changes()  # restored state is already in the checkpoint
+        return len(states)
 
     def _run(self, payload: bytes) -> bytes:
         """One batch: rows (as columns) with their sequence numbers and stream keys."""

@@ -33,8 +33,9 @@ def test_state_machine(tmp_path, seq_script, scheduler):
             await m.delete("sm")
         await m.resume("sm")
         await m.stop("sm")
-        assert t.state == TaskState.STOPPED and t.pool is None
-        await m.start("sm")  # Stopped -> Ready -> Running
+        assert t.state == TaskState.STOPPED and t.stats()["compute_pool_size"] == 0
+        assert all(u.actor is None for u in t.pool.units.values())  # units released, routes kept
+        await m.start("sm")  # Stopped -> Ready -> Running, from the checkpoint the stop took
         assert t.state == TaskState.RUNNING
         await m.stop("sm")
         await m.delete("sm")
@@ -193,9 +194,8 @@ def test_script_chain_and_file_input(tmp_path, scheduler):
                       "input": {"type": "file", "path": str(ROOT / "data/sample_ticks.csv")},
                       "output": {"type": "file", "path": str(out / "{stock_code}.csv"), "mode": "split"}})
         await m.start("chain")
-        await wait_until(lambda: t.processed == 300)
-        assert t.input.done.is_set()
-        await m.stop("chain")
+        await wait_until(lambda: t.state == TaskState.STOPPED)  # the file ended: it stops by itself
+        assert t.processed == 300 and t.reason == "input finished"
 
     run_async(body, scheduler)
     from dporch.engine.streaming import StreamingExecutor
@@ -262,8 +262,8 @@ def test_hundred_small_tasks(tmp_path, seq_script, scheduler):
             tasks.append(m.create(cfg))
         (tmp_path / "in.csv").write_text(rows_text(20))
         await asyncio.gather(*(m.start(t.config.id) for t in tasks))
-        await wait_until(lambda: all(t.processed == 20 for t in tasks), timeout=90)
-        await asyncio.gather(*(m.stop(t.config.id) for t in tasks))
+        await wait_until(lambda: all(t.state == TaskState.STOPPED for t in tasks), timeout=90)
+        assert all(t.processed == 20 for t in tasks)
 
     run_async(body, scheduler, timeout=240)
     for i in (0, 57, 99):
@@ -298,48 +298,3 @@ def test_tcp_output_reconnects_and_pauses_when_it_cannot(tmp_path, seq_script, s
 
     run_async(body, scheduler)
     assert received and received[0].startswith(b"k,seq,prev,idx\nA,0,,0\n")
-
-
-def test_killed_worker_fails_over_without_losing_rows(tmp_path, seq_script):
-    """A worker process of a real LocalCluster is killed mid-stream: its unit is dropped, its
-    keys move to the other unit and no row is lost or duplicated."""
-    import os
-    import signal
-
-    from dask.distributed import LocalCluster
-
-    out = tmp_path / "out"
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50)
-    try:
-        async def body(m, client):
-            port = free_port()
-            t = m.create(seq_task("fo", seq_script, port, out,
-                                  compute_pool={"initial_size": 2, "max_size": 2, "batch_size": 20, "max_in_flight": 2}))
-            await m.start("fo")
-            workers = {u.worker for u in t.pool.units.values()}
-            assert len(workers) == 2  # spread over the workers
-            pids = await client.run(os.getpid)
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(rows_text(1000, keys="ABCDEFGH").encode())
-            await w.drain()
-            await wait_until(lambda: t.processed >= 200)
-            victim = next(iter(t.pool.units.values())).worker
-            os.kill(pids[victim], signal.SIGKILL)
-            w.write(rows_text(1000, keys="ABCDEFGH", start=1000, header=False).encode())
-            await w.drain()
-            w.close()
-            await wait_until(lambda: t.processed == 2000, timeout=60)
-            assert t.pool.size == 1
-            assert any("failed" in line and "history restarts" in line for line in t.log)
-            assert any(e.stage == "unit" for e in t.errors)
-            await m.stop("fo")
-
-        run_async(body, cluster.scheduler_address)
-    finally:
-        cluster.close()
-    files = read_split(out)
-    seqs = sorted(int(float(r[1])) for rows in files.values() for r in rows)
-    assert seqs == list(range(2000))
-    for rows in files.values():
-        s = [int(float(r[1])) for r in rows]
-        assert s == sorted(s)
