@@ -74,8 +74,9 @@ class _Methods:
     def get_task(self, task_id: str) -> TaskInfo:
         return self._call("get_task", {"task_id": task_id})
 
-    def start_task(self, task_id: str) -> TaskStatus:
-        return self._call("start_task", {"task_id": task_id})
+    def start_task(self, task_id: str, *, fresh: bool = False) -> TaskStatus:
+        """Start (continuing from the task's last checkpoint; ``fresh``: with empty history)."""
+        return self._call("start_task", {"task_id": task_id, **({"fresh": True} if fresh else {})})
 
     def pause_task(self, task_id: str) -> TaskStatus:
         return self._call("pause_task", {"task_id": task_id})

@@ -32,9 +32,14 @@ class Chunk:
     lines: list[int]  # line number of each record in its source
     source: str  # "file:/path", "tcp:host:port", "stdin", "push"
     end: dict[str, Any] | None = None  # where the source is after this chunk (files: offset, line, header)
+    stream: str | None = None  # a durable TCP sender's stream name
+    count: int = 0  # records of the connection (or its stream) up to this chunk's end
 
 
-Feed = Callable[[Chunk], Awaitable[None]]
+Logged = Callable[[Chunk], None]
+# feed(chunk, logged): returns once the task has taken the chunk in; calls ``logged(chunk)``
+# as soon as a durable input has it in its log (before it is processed).
+Feed = Callable[[Chunk, Logged | None], Awaitable[None]]
 
 
 class LineSplitter:
@@ -167,7 +172,7 @@ class InputPipeline:
                 continue
             chunk = split.feed(data, final=not data)
             if chunk:
-                await feed(chunk)
+                await feed(chunk, None)
             if not data:
                 self.done.set()
                 break
@@ -215,43 +220,89 @@ class StdinInput(InputPipeline):
 
 class TcpInput(InputPipeline):
     """Listens on host:port; every connection sends a CSV header line, then rows (or JSON
-    lines). Many clients at once; a paused task stops reading from all of them."""
+    lines). Many clients at once; a paused or stopped task stops reading from all of them, so
+    senders feel backpressure and are never reset mid-row.
 
-    def __init__(self, cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None):
+    A durable input tells each sender what it has safely logged, with a line ``ack N`` after
+    each chunk: N records of the connection (or of its stream) can no longer be lost. A sender
+    that wants exactly-once delivery across broken connections and server restarts names its
+    stream in a first line ``#stream NAME``; the server answers ``resume N`` (the records of
+    that stream it already has), and the sender goes on with a header and record N + 1."""
+
+    def __init__(self, cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None,
+                 streams: dict[str, int] | None = None):
         super().__init__(cfg, task_id)
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
         self.port: int | None = None
+        self.streams = streams if streams is not None else {}  # stream -> records logged (the task's)
+        self._live_streams: set[str] = set()
         self._handlers: set[asyncio.Task] = set()
         self._shut = asyncio.Event()
 
     def describe(self) -> str:
         return f"tcp {self.cfg.host}:{self.port or self.cfg.port}"
 
+    async def _stream_name(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[str | None, bytes]:
+        """A durable connection may open with ``#stream NAME``: (the name, bytes read past it)."""
+        first = await reader.read(_READ)
+        if not first.startswith(b"#stream "):
+            return None, first
+        while b"\n" not in first and len(first) < 4096:
+            more = await reader.read(_READ)
+            if not more:
+                break
+            first += more
+        line, _, rest = first.partition(b"\n")
+        name = line[len(b"#stream "):].decode("utf-8", "replace").strip()
+        if not name or len(name) > 200:
+            raise ValueError("a stream name is 1 to 200 characters: #stream NAME")
+        if name in self._live_streams:
+            raise ValueError(f"stream {name!r} is already connected")
+        self._live_streams.add(name)
+        writer.write(f"resume {self.streams.get(name, 0)}\n".encode())
+        return name, rest
+
     async def run(self, feed: Feed) -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peer = writer.get_extra_info("peername")
-            split = LineSplitter(self.cfg.format, f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp")
+            source = f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp"
+            stream: str | None = None
             self.connections += 1
             task = asyncio.current_task()
             if task:
                 self._handlers.add(task)
             try:
-                while not self._closed:
+                await self.running.wait()
+                data = b""
+                if self.cfg.durable:
+                    stream, data = await self._stream_name(reader, writer)
+                if not data:
+                    data = await reader.read(_READ)
+                split = LineSplitter(self.cfg.format, source)
+                count = self.streams.get(stream, 0) if stream else 0
+
+                def logged(chunk: Chunk) -> None:
+                    if not writer.is_closing():
+                        writer.write(f"ack {chunk.count}\n".encode())
+
+                acks = logged if self.cfg.durable else None
+                while True:
+                    chunk = split.feed(data, final=not data)
+                    if chunk:
+                        count += len(chunk.records)
+                        chunk.stream, chunk.count = stream, count
+                        await feed(chunk, acks)
+                    if not data or self._closed:
+                        break
                     await self.running.wait()
                     if self._closed:
                         break
                     data = await reader.read(_READ)
-                    if not data:
-                        chunk = split.feed(b"", final=True)
-                        if chunk:
-                            await feed(chunk)
-                        break
-                    chunk = split.feed(data)
-                    if chunk:
-                        await feed(chunk)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
+            except ValueError as exc:
+                writer.write(f"error {exc}\n".encode())
             except asyncio.CancelledError:
                 # The input is closing. Ending normally: asyncio's server callback asks a
                 # cancelled connection task for its exception, which raises (Python 3.11).
@@ -260,6 +311,8 @@ class TcpInput(InputPipeline):
                 log.exception("task %s: connection %s failed", self.task_id, peer)
             finally:
                 self.connections -= 1
+                if stream is not None:
+                    self._live_streams.discard(stream)
                 if task:
                     self._handlers.discard(task)
                 writer.close()
@@ -281,6 +334,9 @@ class TcpInput(InputPipeline):
             t.cancel()
 
 
-def make_input(cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None) -> InputPipeline:
-    return {"file": FileInput, "stdin": StdinInput, "tcp": TcpInput}[cfg.type](cfg, task_id, position)
+def make_input(cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None,
+               streams: dict[str, int] | None = None) -> InputPipeline:
+    if cfg.type == "tcp":
+        return TcpInput(cfg, task_id, streams=streams)
+    return {"file": FileInput, "stdin": StdinInput}[cfg.type](cfg, task_id, position)
 

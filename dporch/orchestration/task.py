@@ -30,7 +30,7 @@ from .checkpoints import Checkpoint, CheckpointStore
 from .cluster import Cluster
 from .config import TaskConfig
 from .errors import ClusterUnavailable, IllegalTransition, OrchestrationError, PoolError
-from .inputs import Chunk, InputPipeline, make_input
+from .inputs import Chunk, InputPipeline, Logged, make_input
 from .outputs import OutputBuffer, OutputIOError, OutputPipeline, cut_back, make_output
 from .pool import ComputePool, Result, Unit
 from .states import ALLOWED, ErrorRecord, TaskState
@@ -87,6 +87,7 @@ class Task:
         self._stopping: asyncio.Task | None = None  # the release after an error
         self._input_pos: dict[str, Any] | None = None  # file inputs: where the last chunk ingested ended
         self._wal_pending: set[int] = set()  # logged chunks not yet ingested
+        self._streams: dict[str, int] = {}  # durable TCP streams: records logged
         self._retry_rows: dict[int, tuple[Any, tuple, int]] = {}  # seq -> (key, row, attempt) waiting
         self._retried: dict[int, tuple[Any, tuple, int]] = {}  # rows sent again since the last cut
         self._attempts: dict[int, int] = {}  # seq -> attempts so far, of rows sent again
@@ -189,25 +190,25 @@ class Task:
             self.store.clear(cfg.id)
             self.checkpointer = Checkpointer(self, self.store, cfg.checkpoint)
             self.next_seq, self._input_pos, self._retry_rows = 0, None, {}
+            self._streams.clear()
         if cfg.input.durable and self.wal is None:
             if self.state_dir is None:
                 raise OrchestrationError("input.durable needs a state directory (dporch serve --state-dir)")
             self.wal = WriteAheadLog(self.state_dir / "wal" / safe_file_name(cfg.id))
             if fresh:
                 self.wal.clear()
-        replay: Checkpoint | None = None
-        if self.pool is None:
-            replay = self._restore_checkpoint()
+        new_pool = self.pool is None
+        ckpt = self._restore_checkpoint() if new_pool else None
         if not self._sinks:
             self._build_pipeline()
         on_new = (lambda path, base: self.store.note_output(cfg.id, path, base)) if cfg.checkpoint.enabled else None
         self.output = make_output(cfg.output, self.outputs_columns, cfg.id, on_new)
         assert self.pool is not None
         await self.pool.open()
-        if self.wal is not None and replay is not None:
-            await self._replay_wal(replay)
+        if new_pool and self.wal is not None:
+            await self._replay_wal(ckpt)
         if self._reader is None or self._reader.done():
-            self.input = make_input(cfg.input, cfg.id, self._input_pos)
+            self.input = make_input(cfg.input, cfg.id, self._input_pos, self._streams)
             self.input.pause()
             self._reader = self.background.spawn(self._run_input(), "input")
             ready = asyncio.ensure_future(self.input.ready.wait())
@@ -245,6 +246,8 @@ class Task:
             return None
         self.next_seq = ckpt.next_seq
         self._input_pos = ckpt.input or None
+        self._streams.clear()
+        self._streams.update(ckpt.wal.get("streams", {}))
         c = ckpt.counters
         self.processed, self.error_count = c.get("processed", 0), c.get("errors", 0)
         self.buffer.total = c.get("output_rows", 0)
@@ -255,13 +258,15 @@ class Task:
     async def results_emit(self, result: Result) -> None:
         await self.results.emit(result)
 
-    async def _replay_wal(self, ckpt: Checkpoint) -> None:
-        """Chunks the durable log holds that the checkpoint does not cover go in again."""
+    async def _replay_wal(self, ckpt: Checkpoint | None) -> None:
+        """Chunks the durable log holds that the checkpoint (if any) does not cover go in again."""
         assert self.wal is not None
-        since = ckpt.wal.get("next", 0)
-        pending = set(ckpt.wal.get("pending", []))
+        since = ckpt.wal.get("next", 0) if ckpt else 0
+        pending = set(ckpt.wal.get("pending", [])) if ckpt else set()
         n = 0
         for rid, chunk in self.wal.records(since, pending):
+            if chunk.stream is not None:
+                self._streams[chunk.stream] = max(self._streams.get(chunk.stream, 0), chunk.count)
             async with self.ingest:
                 await self._ingest(chunk, rid)
             n += 1
@@ -495,12 +500,16 @@ class Task:
         return True
 
     # -- data -----------------------------------------------------------------------------------
-    async def _feed(self, chunk: Chunk) -> None:
+    async def _feed(self, chunk: Chunk, logged: Logged | None = None) -> None:
         """A chunk from an input reader: logged first when the input is durable, then in when
         the task takes rows (a stopped task keeps it until it starts again)."""
         rid = self.wal.append(chunk) if self.wal is not None else None
         if rid is not None:
             self._wal_pending.add(rid)
+            if chunk.stream is not None:
+                self._streams[chunk.stream] = chunk.count
+            if logged is not None:
+                logged(chunk)
         while True:
             await self._accepting.wait()
             async with self.ingest:
@@ -712,7 +721,7 @@ class Task:
     def wal_position(self) -> dict[str, Any]:
         if self.wal is None:
             return {}
-        return {"next": self.wal.next_id, "pending": sorted(self._wal_pending)}
+        return {"next": self.wal.next_id, "pending": sorted(self._wal_pending), "streams": dict(self._streams)}
 
     def counters(self) -> dict[str, int]:
         return {"processed": self.processed, "errors": self.error_count, "output_rows": self.buffer.total}

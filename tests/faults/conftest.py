@@ -88,3 +88,54 @@ def dask_procs(tmp_path) -> Iterator[DaskProcesses]:
         yield procs
     finally:
         procs.close()
+
+
+class Serve:
+    """`dporch serve` as its own process, joined to a Dask scheduler, with an API client."""
+
+    def __init__(self, base: Path, scheduler: str, config: Path, state: Path, port: int | None = None):
+        self.base, self.scheduler, self.config, self.state = base, scheduler, config, state
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+
+    def start(self) -> "Serve":
+        from dporch.api.client import Client
+
+        self.runs += 1
+        log = open(self.base / f"serve-{self.runs}.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dporch.cli", "serve", "--scheduler", self.scheduler, "--config", str(self.config),
+             "--state-dir", str(self.state), "--port", str(self.port)],
+            stdout=log, stderr=log, env=ENV, cwd=self.base, start_new_session=True)
+        wait_port(self.port)
+        self.api = Client("127.0.0.1", self.port)
+        return self
+
+    def task(self, tid: str) -> dict:
+        return self.api.get_task(tid)
+
+    def kill(self) -> None:
+        self.api.close()
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGINT: the clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.api.close()
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(60)
+
+    def log(self) -> str:
+        return "".join((self.base / f"serve-{i}.log").read_text() for i in range(1, self.runs + 1))
+
+
+def wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while True:
+        if pred():
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"{what} not reached in {timeout:g} s")
+        time.sleep(0.05)

@@ -1,0 +1,170 @@
+"""`dporch serve` killed with SIGKILL and started again on the same state directory: every task
+comes back as it was, and outputs equal those of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import threading
+import time
+from pathlib import Path
+
+from .conftest import DaskProcesses, Serve, free_port, wait_for
+from .test_worker_loss import HEADER, SCRIPT, expected, read_split, ticks
+
+
+def toml_task(tid: str, input_table: str, output: str, extra: str = "") -> str:
+    return f"""
+[[task]]
+id = "{tid}"
+scripts = ["{SCRIPT}"]
+[task.schema]
+columns = [{{ name = "stock_code", type = "string", required = true }}, {{ name = "date", type = "string" }},
+           {{ name = "close", type = "number" }}]
+[task.routing]
+enabled = true
+key_column = "stock_code"
+[task.compute_pool]
+initial_size = 2
+max_size = 4
+batch_size = 200
+[task.checkpoint]
+interval = 0.5
+[task.input]
+{input_table}
+[task.output]
+{output}
+{extra}
+"""
+
+
+def by_stock(rows: list[list[str]]) -> dict[str, list[list[str]]]:
+    out: dict[str, list[list[str]]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(r)
+    return out
+
+
+def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: DaskProcesses, tmp_path: Path):
+    dask_procs.add_worker("w1")
+    dask_procs.add_worker("w2")
+    dask_procs.wait_workers(2)
+    lines = ticks(100_000)
+    data = tmp_path / "ticks.csv"
+    data.write_text(HEADER + "".join(lines))
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        toml_task("split", f'type = "file"\npath = "{data}"',
+                  f'type = "file"\nmode = "split"\npath = "{tmp_path}/split/{{stock_code}}.csv"')
+        + toml_task("merge", f'type = "file"\npath = "{data}"',
+                    f'type = "file"\nmode = "merge"\npath = "{tmp_path}/merge.csv"'))
+    serve = Serve(tmp_path, dask_procs.address, config, tmp_path / "state").start()
+    try:
+        def checkpointed() -> bool:
+            stats = serve.task("split")["stats"]
+            return stats["processed_count"] >= 10_000 and stats["checkpoint"]["count"] >= 1
+
+        wait_for(checkpointed, what="10k rows processed and a checkpoint")
+        before = serve.task("split")
+        serve.kill()
+        assert before["status"] == "running" and before["stats"]["processed_count"] < len(lines)
+        serve.start()
+        for tid in ("split", "merge"):
+            wait_for(lambda: serve.task(tid)["status"] == "stopped", timeout=120, what=f"{tid} finished")
+            info = serve.task(tid)
+            assert info["stats"]["reason"] == "input finished"
+            assert any("cut back to checkpoint" in line or "restored from checkpoint" in line
+                       for line in info["stats"]["log"]), info["stats"]["log"]
+        serve.stop()
+        want = expected(lines)
+        assert read_split(tmp_path / "split") == want
+        merged = list(csv.reader((tmp_path / "merge.csv").open()))
+        assert merged[0] == ["stock_code", "date", "close", "ma5", "ma20", "rsi", "dif", "dea", "bar", "signal"]
+        assert by_stock(merged[1:]) == want and len(merged) - 1 == sum(map(len, want.values()))
+        # A finished file task is not run again by a restart.
+        sizes = {p: p.stat().st_size for p in [tmp_path / "merge.csv", *sorted((tmp_path / "split").iterdir())]}
+        serve.start()
+        assert serve.task("merge")["status"] == "stopped" and serve.task("split")["status"] == "stopped"
+        time.sleep(1)
+        serve.stop()
+        assert sizes == {p: p.stat().st_size for p in sizes}
+    finally:
+        if serve.proc and serve.proc.poll() is None:
+            serve.kill()
+
+
+class StreamSender:
+    """A durable TCP sender: names its stream, reads acks, and after a broken connection
+    reconnects and goes on from the record the server says it has (exactly once)."""
+
+    def __init__(self, port: int, lines: list[str], name: str, rate: float):
+        self.port, self.lines, self.name, self.rate = port, lines, name, rate
+        self.acked = 0
+        self.reconnects = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self) -> tuple[socket.socket, int]:
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                sock.sendall(f"#stream {self.name}\n".encode())
+                f = sock.makefile("rb")
+                reply = f.readline().decode()
+                assert reply.startswith("resume "), reply
+                threading.Thread(target=self._acks, args=(f,), daemon=True).start()
+                return sock, int(reply.split()[1])
+            except OSError:
+                time.sleep(0.1)
+
+    def _acks(self, f) -> None:
+        try:
+            for line in f:
+                if line.startswith(b"ack "):
+                    self.acked = max(self.acked, int(line.split()[1]))
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        sock, start = self._connect()
+        while True:
+            try:
+                sock.sendall(HEADER.encode())
+                for i in range(start, len(self.lines), 100):
+                    sock.sendall("".join(self.lines[i:i + 100]).encode())
+                    time.sleep(100 / self.rate)
+                break
+            except OSError:
+                self.reconnects += 1
+                sock, start = self._connect()
+        deadline = time.monotonic() + 60
+        while self.acked < len(self.lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sock.close()
+
+
+def test_durable_tcp_task_killed_loses_and_repeats_nothing(dask_procs: DaskProcesses, tmp_path: Path):
+    dask_procs.add_worker("w1")
+    dask_procs.add_worker("w2")
+    dask_procs.wait_workers(2)
+    lines = ticks(30_000)
+    port = free_port()
+    config = tmp_path / "tasks.toml"
+    config.write_text(toml_task("ticks", f'type = "tcp"\nport = {port}\ndurable = true',
+                                f'type = "file"\nmode = "split"\npath = "{tmp_path}/out/{{stock_code}}.csv"'))
+    serve = Serve(tmp_path, dask_procs.address, config, tmp_path / "state").start()
+    try:
+        sender = StreamSender(port, lines, "feed-1", rate=10_000)
+        wait_for(lambda: serve.task("ticks")["stats"]["processed_count"] >= 8000, what="8k rows processed")
+        serve.kill()
+        time.sleep(0.5)
+        serve.start()
+        sender.thread.join(120)
+        assert sender.reconnects >= 1 and sender.acked == len(lines)
+        wait_for(lambda: serve.task("ticks")["stats"]["processed_count"] == len(lines), timeout=60,
+                 what="every row processed")
+        serve.stop()
+        assert read_split(tmp_path / "out") == expected(lines)
+    finally:
+        if serve.proc and serve.proc.poll() is None:
+            serve.kill()
