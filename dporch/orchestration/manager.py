@@ -69,6 +69,7 @@ class TaskManager:
         self.store = CheckpointStore(state_dir / "checkpoints.sqlite" if state_dir else None)
         self.registry = Registry(state_dir / "registry.sqlite") if state_dir else None
         self._persist = False  # on once restore() has read what the previous run left
+        self._file_configs: dict[str, dict[str, Any]] = {}  # config-file tasks: what the file says
         self._watching = False
         if self.cluster is not None:
             self.cluster.listeners.append(self._cluster_changed)
@@ -128,7 +129,7 @@ class TaskManager:
         origin = "api" if task.config.source is None else "config"
         reason = task.last_error if task.state == TaskState.ERROR else task.reason
         self.registry.save(task.config.id, task_to_dict(task.config), task.config.base_dir, origin,
-                           task.state.value, reason)
+                           task.state.value, reason, self._file_configs.get(task.config.id))
 
     async def load(self, path: str | Path) -> list[ConfigIssue]:
         """Create the tasks of a tasks.toml (invalid ones are reported and left out); :meth:`restore`
@@ -138,9 +139,11 @@ class TaskManager:
         issues = list(loaded.issues)
         for cfg in loaded.tasks:
             try:
-                self.add(self.build_config(cfg))
+                task = self.add(self.build_config(cfg))
             except ConfigError as exc:
                 issues += exc.issues
+                continue
+            self._file_configs[cfg.id] = task_to_dict(task.config)
         return issues
 
     async def restore(self, *, restore_running: bool = True) -> list[str]:
@@ -161,7 +164,7 @@ class TaskManager:
                 notes.append(f"task {entry.id!r} cannot be restored: {exc}")
         for tid, task in list(self.tasks.items()):
             entry = entries.get(tid)
-            if entry is not None and entry.origin == "config":
+            if entry is not None and entry.origin == "config" and entry.file_config == self._file_configs.get(tid):
                 self._keep_live_changes(task, entry.config)
             state = entry.state if entry is not None else ("running" if task.config.enabled else "ready")
             try:
@@ -189,14 +192,9 @@ class TaskManager:
             task.last_error = reason if state == "error" else None
 
     def _keep_live_changes(self, task: Task, recorded: dict[str, Any]) -> None:
-        """A config-file task keeps changes made while it ran, unless the file changed since."""
-        current = task_to_dict(task.config)
-        theirs = {section: dict(recorded.get(section, {})) for section, _ in LIVE_FIELDS}
-        patched = deep_merge(recorded, {section: {f: current.get(section, {}).get(f)} for section, f in LIVE_FIELDS})
-        if patched != current:
-            return
+        """A config-file task whose file is as it was keeps the changes made while it ran."""
         for section, fld in LIVE_FIELDS:
-            value = theirs.get(section, {}).get(fld)
+            value = recorded.get(section, {}).get(fld)
             if value is not None:
                 setattr(getattr(task.config, section), fld, value)
 

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     origin TEXT NOT NULL,
     state TEXT NOT NULL,
     updated REAL NOT NULL,
-    reason TEXT
+    reason TEXT,
+    file_config TEXT
 )
 """
 
@@ -34,6 +35,7 @@ class Entry:
     origin: str  # "api" or "config"
     state: str
     reason: str | None = None  # why it is in that state (an error's message)
+    file_config: dict[str, Any] | None = None  # a config-file task: what the file said
 
 
 class Registry:
@@ -44,16 +46,20 @@ class Registry:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(_SCHEMA)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(tasks)")}
-        if "reason" not in columns:  # a registry written by an earlier version
-            self.db.execute("ALTER TABLE tasks ADD COLUMN reason TEXT")
+        for column in ("reason", "file_config"):  # a registry written by an earlier version
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} TEXT")
 
     def save(self, task_id: str, config: dict[str, Any], base_dir: str, origin: str, state: str,
-             reason: str | None = None) -> None:
+             reason: str | None = None, file_config: dict[str, Any] | None = None) -> None:
         self.db.execute(
-            "INSERT INTO tasks (id, config, base_dir, origin, state, updated, reason) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO tasks (id, config, base_dir, origin, state, updated, reason, file_config) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET config=excluded.config, base_dir=excluded.base_dir, "
-            "origin=excluded.origin, state=excluded.state, updated=excluded.updated, reason=excluded.reason",
-            (task_id, json.dumps(config), base_dir, origin, state, time.time(), reason))
+            "origin=excluded.origin, state=excluded.state, updated=excluded.updated, reason=excluded.reason, "
+            "file_config=excluded.file_config",
+            (task_id, json.dumps(config), base_dir, origin, state, time.time(), reason,
+             json.dumps(file_config) if file_config is not None else None))
 
     def set_state(self, task_id: str, state: str) -> None:
         self.db.execute("UPDATE tasks SET state = ?, updated = ? WHERE id = ?", (state, time.time(), task_id))
@@ -62,8 +68,10 @@ class Registry:
         self.db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
     def entries(self) -> list[Entry]:
-        rows = self.db.execute("SELECT id, config, base_dir, origin, state, reason FROM tasks ORDER BY updated").fetchall()
-        return [Entry(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        rows = self.db.execute("SELECT id, config, base_dir, origin, state, reason, file_config FROM tasks "
+                               "ORDER BY updated").fetchall()
+        return [Entry(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)
+                for r in rows]
 
     def close(self) -> None:
         self.db.close()
