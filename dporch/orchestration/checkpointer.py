@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Checkpointer", "fingerprint"]
 
 log = logging.getLogger("dporch.checkpoint")
+BARRIER_SECONDS = 60.0  # a checkpoint waits this long for every unit to reach its marker
 
 
 def fingerprint(task: "Task") -> str:
@@ -117,6 +118,9 @@ class Checkpointer:
         try:
             while not progress.arrived.is_set() and progress.aborted is None:
                 await asyncio.wait({waiter}, timeout=0.5)
+                if time.perf_counter() - t0 > BARRIER_SECONDS and not progress.arrived.is_set():
+                    missing = ", ".join(sorted(progress.expected - set(progress.snapshots)))
+                    self.abort(f"unit(s) {missing} did not reach the checkpoint within {BARRIER_SECONDS:g} s")
         finally:
             waiter.cancel()
         try:

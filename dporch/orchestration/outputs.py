@@ -96,7 +96,8 @@ class Subscription:
 
 
 class OutputPipeline:
-    """Where a task's output rows go: ``write(rows, keys)`` then ``flush()``/``close()``."""
+    """Where a task's output rows go: ``write(rows, keys)`` (buffered), then ``aflush()`` and
+    finally ``aclose()``; both raise OutputIOError when the output cannot be written."""
 
     def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
         self.cfg = cfg
@@ -107,17 +108,11 @@ class OutputPipeline:
     def write(self, rows: list[list], keys: list[Any]) -> None:
         raise NotImplementedError  # pragma: no cover - interface
 
-    def flush(self) -> None:
+    async def aflush(self) -> None:
         raise NotImplementedError  # pragma: no cover - interface
 
-    async def aflush(self) -> None:
-        self.flush()
-
     async def aclose(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.flush()
+        raise NotImplementedError  # pragma: no cover - interface
 
     def set_buffer_size(self, n: int) -> None:
         self.cfg.buffer_size = n
@@ -170,21 +165,31 @@ class _WriterOutput(OutputPipeline):
             return
         if self.pending_since is None:
             self.pending_since = time.monotonic()
-        self.writer.write_rows(rows, keys)
-        if self.cfg.auto_flush:
-            self.flush()
+        try:
+            self.writer.write_rows(rows, keys)
+            if self.cfg.auto_flush:
+                self._flush()
+        except (OSError, ValueError) as exc:  # ValueError: an existing file with another header
+            raise OutputIOError(f"writing {self.describe()} failed: {exc}") from None
 
-    def flush(self) -> None:
+    def _flush(self) -> None:
         self.writer.flush()
         self.pending_since = None
 
-    def close(self) -> None:
-        if isinstance(self.writer, SplitWriter):
-            self.writer.close()
-        elif self.cfg.type == "stdout":
-            self.writer.flush()
-        else:
-            self.writer.close()
+    async def aflush(self) -> None:
+        try:
+            self._flush()
+        except (OSError, ValueError) as exc:  # ValueError: an existing file with another header
+            raise OutputIOError(f"writing {self.describe()} failed: {exc}") from None
+
+    async def aclose(self) -> None:
+        try:
+            if self.cfg.type == "stdout":
+                self.writer.flush()
+            else:
+                self.writer.close()
+        except (OSError, ValueError) as exc:  # ValueError: an existing file with another header
+            raise OutputIOError(f"writing {self.describe()} failed: {exc}") from None
 
     def set_buffer_size(self, n: int) -> None:
         super().set_buffer_size(n)
@@ -201,12 +206,10 @@ class TcpOutput(OutputPipeline):
 
     attempts = 5
 
-    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str,
-                 on_failure: Callable[[str], None] | None = None):
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
         super().__init__(cfg, columns, task_id)
         self.writer: asyncio.StreamWriter | None = None
         self.lines: list[str] = []
-        self.on_failure = on_failure
         self.lock = asyncio.Lock()
 
     def describe(self) -> str:
@@ -221,9 +224,6 @@ class TcpOutput(OutputPipeline):
             from ..engine.writers import csv_column
             texts = [csv_column(c) for c in zip(*rows)] if rows else []
             self.lines += [",".join(t) + "\n" for t in zip(*texts)]
-
-    def flush(self) -> None:  # sync callers get a scheduled flush
-        asyncio.get_event_loop().create_task(self.aflush())
 
     async def _connect(self) -> None:
         delay = 0.5
@@ -265,10 +265,6 @@ class TcpOutput(OutputPipeline):
 
     async def aclose(self) -> None:
         await self.aflush()
-        if self.writer is not None:
-            self.writer.close()
-
-    def close(self) -> None:  # pragma: no cover - tasks use aclose
         if self.writer is not None:
             self.writer.close()
 

@@ -368,6 +368,21 @@ class ComputePool:
             unit.space.set()
             self._pump(unit)
 
+    async def check_stuck(self, after: float = 5.0) -> None:
+        """A call waiting longer than ``after`` seconds on a worker the scheduler no longer has
+        (a hung or partitioned worker: no connection broke to tell us) fails its unit over."""
+        now = time.monotonic()
+        stuck = [u for u in self.units.values() if u.calls and now - u.calls[0][1] > after]
+        if not stuck:
+            return
+        try:
+            live = set(await self.cluster.workers())
+        except ClusterUnavailable:
+            return  # the cluster watch deals with a missing scheduler
+        for unit in stuck:
+            if unit.worker not in live:
+                self._lost(unit, RuntimeError(f"worker {unit.worker} left the cluster"))
+
     # -- draining and scaling -------------------------------------------------------------------------
     def flush(self) -> None:
         for unit in self.units.values():

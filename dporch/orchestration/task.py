@@ -703,12 +703,14 @@ class Task:
                 await self._output_failed(str(exc))
 
     async def _timer(self) -> None:
-        """Sample throughput, autoscale."""
+        """Sample throughput, look for stuck units, autoscale."""
         while True:
             await asyncio.sleep(0.1)
             now = time.monotonic()
             if not self._rate or now - self._rate[-1][0] >= 0.5:
                 self._rate.append((now, self.processed))
+                if self.pool is not None:
+                    await self.pool.check_stuck()
             if self.pool is not None and self.config.compute_pool.auto_scale and self.state == TaskState.RUNNING:
                 delta = self.autoscaler.decide(self.pool.size, self.load(), now)
                 if delta and await self.scale(delta):
