@@ -96,6 +96,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "panel.name": {"zh": "  名称: {value}", "en": "  name: {value}"},
     "panel.status": {"zh": "  状态: {value}", "en": "  status: {value}"},
     "panel.scripts": {"zh": "  脚本: {value}", "en": "  scripts: {value}"},
+    "panel.input": {"zh": "  输入: {value}", "en": "  input: {value}"},
     "panel.pool": {"zh": "  计算元池: {active}个活跃 (最大{max})", "en": "  compute pool: {active} active (max {max})"},
     "panel.processed": {"zh": "  已处理: {count:,} 行", "en": "  processed: {count:,} rows"},
     "panel.errors": {"zh": "  错误: {count:,} 行", "en": "  errors: {count:,} rows"},

@@ -54,6 +54,7 @@ def task_panel(info: dict[str, Any], msgs: Messages) -> str:
         msgs("panel.name", value=escape(info.get("name") or "")),
         msgs("panel.status", value=status_text(info["status"], msgs)),
         msgs("panel.scripts", value=escape(scripts)),
+        msgs("panel.input", value=escape(str(stats.get("input") or cfg.get("input", {}).get("type", "")))),
         msgs("panel.pool", active=stats["compute_pool_size"], max=stats["max_pool_size"]),
         msgs("panel.processed", count=stats["processed_count"]),
         msgs("panel.errors", count=stats["error_count"]),

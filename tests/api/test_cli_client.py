@@ -80,7 +80,7 @@ def test_task_commands(server, tmp_path):
         time.sleep(0.1)
     assert json.loads(r.stdout)["total_count"] == 30
     r = dporch("--lang", "zh", "tasks", "show", "cli-task", *srv)
-    assert "已处理: 30 行" in r.stdout
+    assert "已处理: 30 行" in r.stdout and "输入: tcp 127.0.0.1:" in r.stdout
     r = dporch("tasks", "update", "cli-task", "--set", "output.buffer_size=5", *srv)
     assert r.exit_code == 0 and "output.buffer_size" in r.stdout
     r = dporch("tasks", "update", "cli-task", "--set", "routing.strategy=sticky", *srv)
