@@ -43,8 +43,7 @@ def main_options(
                                  help="Print the version and exit."),
     lang: Optional[Lang] = LangOpt,
 ) -> None:
-    """Run DPLang scripts over market data: batch runs, checks, streaming and orchestration.
-    The language: docs/language.md; tasks and the orchestrator: docs/orchestration.md; the API: docs/api.md."""
+    # Options of every command; the help text is the app's (Typer(help=...)).
     messages.use(lang.value if lang else None)
 
 
@@ -65,7 +64,7 @@ def client(server: Optional[str] = typer.Option(None, "--server", envvar="DPORCH
     push, attach, output, subscribe, help, exit (docs/orchestration.md, "The interactive client")."""
     from .repl import Repl
 
-    msgs = messages.use(lang.value if lang else None) if lang else messages.current()
+    msgs = messages.use(lang.value) if lang else messages.current()
     Repl(server, token, msgs=msgs).run()
 
 

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "file_empty": {"zh": "{path} 没有数据行", "en": "{path} has no data rows"},
     "task_file_count": {"zh": "{path} 应当只定义一个 [[task]], 实际有 {count} 个",
                         "en": "{path} must define exactly one [[task]] table, it has {count}"},
+    "file_not_table": {"zh": "{path} 应当是一个表 (TOML 或 JSON 对象)", "en": "{path} must hold one table (TOML, or a JSON object)"},
     "task_file_shape": {"zh": "{path} 应当是一个任务表 (TOML 的 [[task]] 或 JSON 对象)",
                         "en": "{path} must hold one task table (a TOML [[task]] or a JSON object)"},
     "config_header": {"zh": "{source} 中的任务配置有 {count} 个问题:",

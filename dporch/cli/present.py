@@ -156,7 +156,7 @@ def read_table(path: Path) -> dict[str, Any]:
         except tomllib.TOMLDecodeError as exc:
             raise UserError("file_bad_toml", path=str(path), reason=str(exc)) from None
     if not isinstance(data, dict):
-        raise UserError("task_file_shape", path=str(path))
+        raise UserError("file_not_table", path=str(path))
     return data
 
 

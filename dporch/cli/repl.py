@@ -20,7 +20,7 @@ from rich.markup import escape
 from ..api.client import Client, DporchAPIError
 from .messages import Messages, UserError, current
 from .present import config_lines, format_cell, print_table, read_task_file, rows_table, task_panel, tasks_table
-from .task_commands import _push_file, connect, describe_error
+from .task_commands import connect, describe_error, push_file
 
 __all__ = ["Repl", "COMMANDS", "USAGE"]
 
@@ -140,7 +140,7 @@ class Repl:
 
     def do_push(self, task_id: str, path: str) -> None:
         c = self._need()
-        result = _push_file(c, task_id, Path(path), 1000, self.msgs("pushing"))
+        result = push_file(c, task_id, Path(path), 1000, self.msgs("pushing"))
         n, bad = result["accepted_count"], len(result["errors"])
         self.say(self.msgs("pushed_errors", count=n, errors=bad) if bad else self.msgs("pushed", count=n))
 

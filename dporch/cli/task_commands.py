@@ -23,7 +23,8 @@ from .messages import Messages, UserError, current
 from .present import (config_lines, count_rows, parse_filter, print_table, read_rows, read_table, read_task_file,
                       rows_table, task_panel, tasks_table)
 
-__all__ = ["register", "connect", "api_session", "describe_error", "CONNECT_TIMEOUT", "HANDSHAKE_TIMEOUT"]
+__all__ = ["register", "connect", "api_session", "describe_error", "push_file", "CONNECT_TIMEOUT",
+           "HANDSHAKE_TIMEOUT"]
 
 CONNECT_TIMEOUT = 5.0  # seconds to open the connection
 HANDSHAKE_TIMEOUT = 3.0  # seconds for the first answer: a data port never answers
@@ -140,7 +141,8 @@ def _updates(file: Optional[Path], items: list[str]) -> dict[str, Any]:
     return updates
 
 
-def _push_file(c: Client, task_id: str, file: Path, batch: int, label: str) -> dict[str, Any]:
+def push_file(c: Client, task_id: str, file: Path, batch: int, label: str) -> dict[str, Any]:
+    """push_data a local file in requests of ``batch`` rows, with a progress bar on stderr."""
     total = count_rows(file)
     accepted, errors = 0, []
     with Progress(console=err, transient=True) as bar:
@@ -225,7 +227,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             count_rows(file)  # a missing or malformed file fails before anything is sent
         with api_session(server, token) as c:
-            result = _push_file(c, task_id, file, batch, current()("pushing"))
+            result = push_file(c, task_id, file, batch, current()("pushing"))
         n, bad = result["accepted_count"], len(result["errors"])
         text = current()("pushed_errors", count=n, errors=bad) if bad else current()("pushed", count=n)
         _emit(result, as_json, lambda: out.print(escape(text)))

@@ -110,6 +110,9 @@ def test_push_of_a_missing_or_malformed_file_is_one_message(server, tmp_path):
         assert c.get_task("t-push")["stats"]["processed_count"] == 0  # nothing was sent
     r = dporch("--lang", "en", "tasks", "update", "t-push", "--file", str(tmp_path / "none.toml"), *srv)
     assert r.exit_code == 2 and "file not found" in r.stderr
+    changes = _write(tmp_path / "changes.json", "[1, 2]")
+    r = dporch("--lang", "en", "tasks", "update", "t-push", "--file", str(changes), *srv)
+    assert r.exit_code == 2 and r.stderr == f"error: {changes} must hold one table (TOML, or a JSON object)\n"
     r = dporch("--lang", "en", "tasks", "update", "t-push", "--set", "no-equals-sign", *srv)
     assert r.exit_code == 2 and "--set takes section.field=value" in r.stderr
 
