@@ -17,7 +17,8 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The main job: a Dask scheduler, two workers and the orchestrator (tasks.toml), API on :8888.
+# The main job: a Dask scheduler, two workers and the orchestrator (tasks.toml), API on :8888,
+# all on 127.0.0.1 (DPORCH_DASK_HOST=0.0.0.0 exposes the cluster; other settings: bin/serve.sh).
 serve: $(STAMP)
 	bin/serve.sh
 

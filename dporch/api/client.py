@@ -15,32 +15,87 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import socket
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 from .protocol import MAX_LINE, encode
 from .results import (AttachResult, ErrorList, OutputPage, Pong, PushResult, ServerInfo, TaskCreated, TaskInfo,
                       TaskList, TaskStatus, TaskUpdated)
 
-__all__ = ["Client", "AsyncClient", "DporchAPIError", "parse_server", "DEFAULT_SERVER"]
+__all__ = ["Client", "AsyncClient", "DporchAPIError", "ConfigProblem", "NoAPIError", "parse_server",
+           "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "127.0.0.1:8888"
 
 
-class DporchAPIError(Exception):
-    """An error response of the server."""
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem of an ``invalid_config`` error: the field (``routing.key_column``) and why;
+    ``file`` is None for a task that came through the API rather than from a tasks file."""
 
-    def __init__(self, code: str, message: str):
+    field: str
+    message: str
+    task: str | None = None
+    file: str | None = None
+
+
+class DporchAPIError(Exception):
+    """An error response of the server; ``issues`` lists the problems of an invalid_config."""
+
+    def __init__(self, code: str, message: str, issues: list[ConfigProblem] | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.issues = issues if issues is not None else (config_problems(message) if code == "invalid_config" else [])
+
+
+class NoAPIError(ConnectionError):
+    """The address accepts connections but no dporch API answers there: ``reply`` is what came
+    back instead (None: nothing at all, as from a task's data port)."""
+
+    def __init__(self, message: str, reply: bytes | None = None):
+        super().__init__(message)
+        self.reply = reply
+
+
+_CONFIG_PREFIX = "invalid task configuration: "
+# The head of one issue in the server's message: "<api>: task 't1' routing.key_column: ..." or
+# "/path/tasks.toml: compute_pool: ..." (ConfigIssue.__str__); issues are joined by "; ".
+_ISSUE_HEAD = re.compile(r"(?:^|; )(?P<file><api>|[^;]*?\.(?:toml|json)):"
+                         r"(?: task (?P<task>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))? (?P<field>[^\s:;]+): ")
+
+
+def config_problems(message: str) -> list[ConfigProblem]:
+    """The issues of an invalid_config message, one per problem (the server joins them with
+    "; ", which messages may contain too, so issues are found by their "file: [task] field:" head)."""
+    text = message[len(_CONFIG_PREFIX):] if message.startswith(_CONFIG_PREFIX) else message
+    heads = list(_ISSUE_HEAD.finditer(text))
+    if not heads or heads[0].start() != 0:
+        return [ConfigProblem("", text)] if text else []
+    problems = []
+    for head, nxt in zip(heads, heads[1:] + [None]):
+        body = text[head.end(): nxt.start() if nxt else len(text)]
+        task = head["task"][1:-1] if head["task"] else None
+        problems.append(ConfigProblem(head["field"], body, task, None if head["file"] == "<api>" else head["file"]))
+    return problems
+
+
+def _problems_of(resp: dict[str, Any]) -> list[ConfigProblem] | None:
+    """Structured issues, when the server sends them (``issues``: [{file, task, field, message}])."""
+    raw = resp.get("issues")
+    if not isinstance(raw, list):
+        return None
+    return [ConfigProblem(str(i.get("field", "")), str(i.get("message", "")), i.get("task"), i.get("file"))
+            for i in raw if isinstance(i, dict)]
 
 
 def parse_server(text: str | None) -> tuple[str, int]:
     """``host:port`` (default: $DPORCH_SERVER or 127.0.0.1:8888)."""
     text = text or os.environ.get("DPORCH_SERVER") or DEFAULT_SERVER
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"server address must be host:port, got {text!r}")
     return host, int(port)
 
@@ -105,19 +160,38 @@ class _Methods:
 
 def _result(resp: dict[str, Any]) -> Any:
     if resp.get("status") != "ok":
-        raise DporchAPIError(resp.get("code", "internal"), resp.get("message", ""))
+        raise DporchAPIError(resp.get("code", "internal"), resp.get("message", ""), _problems_of(resp))
     return resp.get("data")
 
 
 class Client(_Methods):
-    """Blocking client over one TCP connection."""
+    """Blocking client over one TCP connection. ``timeout`` bounds each wait for an answer;
+    ``connect_timeout`` (default: ``timeout``) bounds opening the connection."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8888, *, token: str | None = None,
-                 timeout: float | None = 60.0):
+                 timeout: float | None = 60.0, connect_timeout: float | None = None):
         self.host, self.port, self.token = host, port, token or os.environ.get("DPORCH_TOKEN")
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=connect_timeout or timeout)
+        self.sock.settimeout(timeout)
         self.file = self.sock.makefile("rb")
         self._ids = itertools.count(1)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def handshake(self, timeout: float = 3.0) -> Pong:
+        """Ping with a short timeout, so that a port where no dporch API listens (a task's data
+        port, another service) fails at once with :class:`NoAPIError` instead of hanging."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.ping()
+        except TimeoutError:
+            raise NoAPIError(f"no dporch API answered at {self.address} within {timeout:g} s") from None
+        finally:
+            if self.sock.fileno() != -1:  # still open: the caller may keep using the client
+                self.sock.settimeout(self.timeout)
 
     @classmethod
     def connect(cls, server: str | None = None, **kw: Any) -> "Client":
@@ -147,21 +221,36 @@ class Client(_Methods):
                 return resp
 
     def _read(self) -> dict[str, Any]:
-        line = self.file.readline(MAX_LINE + 2)
+        try:
+            line = self.file.readline(MAX_LINE + 2)
+        except TimeoutError:
+            raise TimeoutError(f"{self.address} did not answer within {self.sock.gettimeout():g} s") from None
         if not line:
             raise ConnectionError("the server closed the connection")
-        return json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            raise NoAPIError(f"{self.address} answered {line[:80]!r}, which is not a dporch API response", line[:80])
+        return msg
 
     def _call(self, action: str, params: dict[str, Any]) -> Any:
         return _result(self.request(action, params))
 
     def subscribe(self, task_id: str, filt: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield output rows as they are produced; close the client (or break) to stop."""
+        """Yield output rows as they are produced; close the client (or break) to stop. A quiet
+        task is no error: the wait for the next row has no timeout."""
         _result(self.request("subscribe_output", {"task_id": task_id, "filter": filt or {}}))
-        while True:
-            msg = self._read()
-            if msg.get("event") == "output":
-                yield msg["data"]
+        self.sock.settimeout(None)
+        try:
+            while True:
+                msg = self._read()
+                if msg.get("event") == "output":
+                    yield msg["data"]
+        finally:
+            if self.sock.fileno() != -1:  # still open: the caller may keep using the client
+                self.sock.settimeout(self.timeout)
 
     def unsubscribe(self) -> Any:
         return self._call("unsubscribe", {})

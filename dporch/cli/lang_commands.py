@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the output here instead of stdout."),
         key: Optional[str] = typer.Option(None, "--key", help="Partition streams by this column, or 'none' for one stream. Default: stock_code when the input has it."),
         fmt: OutFormat = typer.Option(OutFormat.csv, "--format", help="Output format."),
-        strict_null: bool = typer.Option(False, "--strict-null", help="Null operands raise NullReference (the original's behaviour)."),
+        strict_null: bool = typer.Option(False, "--strict-null", help="Arithmetic and comparisons with a null operand raise NullReference instead of giving null."),
         explain: bool = typer.Option(False, "--explain", help="Say on stderr which form (column or row) runs each statement, and why."),
         row_form: bool = typer.Option(False, "--row-form", help="Always use the row form (the column form is used for CSV files when the script allows it)."),
     ) -> None:

@@ -1,64 +1,103 @@
-"""``dporch client``: the interactive client of SEED §7.1 (prompt_toolkit: completion of
-commands and task ids, persistent history; rich: coloured status, tables, progress)."""
+"""``dporch client``: the interactive client (prompt_toolkit: completion of commands and task
+ids, persistent history; rich: coloured states, tables, progress). Messages come from
+:mod:`.messages` in one language; a failed command prints one line and the session goes on."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shlex
-from itertools import islice
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.history import FileHistory
 from rich.console import Console
-from rich.progress import Progress
+from rich.markup import escape
 
-from ..api.client import Client, DporchAPIError, parse_server
-from .present import read_rows, read_task_file, rows_table, task_panel, tasks_table
+from ..api.client import Client, DporchAPIError
+from .messages import Messages, UserError, current
+from .present import config_lines, format_cell, print_table, read_task_file, rows_table, task_panel, tasks_table
+from .task_commands import connect, describe_error, push_file
 
-__all__ = ["Repl", "COMMANDS"]
+__all__ = ["Repl", "COMMANDS", "USAGE"]
 
-COMMANDS = {
-    "connect": "connect <host:port>       连接到服务器",
-    "list": "list                      列出所有任务",
-    "show": "show <task_id>            查看任务详情",
-    "create": "create <config_file>      从配置文件创建任务",
-    "start": "start <task_id>           启动任务",
-    "pause": "pause <task_id>           暂停任务",
-    "resume": "resume <task_id>          继续任务",
-    "stop": "stop <task_id>            停止任务",
-    "delete": "delete <task_id>          删除任务",
-    "push": "push <task_id> <file>     推送CSV文件数据",
-    "attach": "attach <task_id> <file>   附加文件数据",
-    "output": "output <task_id> [limit]  获取输出",
-    "subscribe": "subscribe <task_id>       订阅实时输出 (Ctrl-C 返回)",
-    "help": "help                      显示帮助",
-    "exit": "exit                      退出客户端",
+#: Each command's usage; ``help`` prints them with their description from the catalogue.
+USAGE = {
+    "connect": "connect <host:port>",
+    "list": "list",
+    "show": "show <task_id>",
+    "create": "create <config_file>",
+    "start": "start <task_id>",
+    "pause": "pause <task_id>",
+    "resume": "resume <task_id>",
+    "stop": "stop <task_id>",
+    "delete": "delete <task_id>",
+    "push": "push <task_id> <file>",
+    "attach": "attach <task_id> <file>",
+    "output": "output <task_id> [limit]",
+    "subscribe": "subscribe <task_id>",
+    "help": "help",
+    "exit": "exit",
 }
+COMMANDS = tuple(USAGE)
+
+
+@dataclass
+class _Command:
+    run: Callable[..., None]
+    min_args: int
+    max_args: int
 
 
 class Repl:
     def __init__(self, server: str | None = None, token: str | None = None, console: Console | None = None,
-                 history: Path | None = None):
+                 history: Path | None = None, msgs: Messages | None = None):
         self.console = console or Console()
+        self.msgs = msgs or current()
         self.token = token
         self.client: Client | None = None
         self.server = server
         self.history = history or Path.home() / ".dporch_history"
         self.task_ids: list[str] = []
+        self.commands: dict[str, _Command] = {
+            "connect": _Command(self.connect, 1, 1), "list": _Command(self.do_list, 0, 0),
+            "show": _Command(self.do_show, 1, 1), "create": _Command(self.do_create, 1, 1),
+            "push": _Command(self.do_push, 2, 2), "attach": _Command(self.do_attach, 2, 2),
+            "output": _Command(self.do_output, 1, 2), "subscribe": _Command(self.do_subscribe, 1, 1),
+            "help": _Command(self.do_help, 0, 0),
+            **{verb: _Command(self._action(verb), 1, 1) for verb in ("start", "pause", "resume", "stop", "delete")},
+        }
+
+    # -- output -----------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        """Plain text (never rich markup: `[limit]` stays visible); the terminal wraps it."""
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def fail(self, text: str) -> None:
+        self.console.print(f"[red]❌ {escape(text)}[/red]", highlight=False, soft_wrap=True)
 
     # -- commands -------------------------------------------------------------------------------
     def connect(self, address: str) -> None:
-        host, port = parse_server(address)
+        """Open the new connection first: if it fails, an existing one stays in use."""
+        try:
+            client = connect(address, self.token)
+        except UserError as exc:
+            self.fail(exc.render(self.msgs))
+            if self.client is not None:
+                self.say(self.msgs("still_connected", address=self.server))
+            return
         if self.client is not None:
             self.client.close()
-        self.client = Client(host, port, token=self.token)
-        self.client.ping()
-        self.server = address
-        self.console.print(f"✅ 已连接到 {address}")
+        self.client, self.server = client, address
+        self.say(self.msgs("connected", address=address))
         self._refresh_ids()
 
     def _need(self) -> Client:
         if self.client is None:
-            raise RuntimeError("未连接: 先执行 connect <host:port>")
+            raise UserError("not_connected")
         return self.client
 
     def _refresh_ids(self) -> None:
@@ -66,139 +105,157 @@ class Repl:
             self.task_ids = [t["id"] for t in self.client.list_tasks()["tasks"]]
 
     def do_list(self) -> None:
-        c = self._need()
-        tasks = c.list_tasks()["tasks"]
+        tasks = self._need().list_tasks()["tasks"]
         self.task_ids = [t["id"] for t in tasks]
-        self.console.print(tasks_table(tasks))
+        print_table(self.console, tasks_table(tasks, self.msgs))
 
     def do_show(self, task_id: str) -> None:
-        self.console.print(task_panel(self._need().get_task(task_id)))
+        self.console.print(task_panel(self._need().get_task(task_id), self.msgs))
 
     def do_create(self, path: str) -> None:
-        data = self._need().create_task(read_task_file(Path(path)))
-        self.console.print(f"✅ 任务已创建: {data['task_id']}")
+        c = self._need()
+        config = read_task_file(Path(path))
+        try:
+            data = c.create_task(config)
+        except DporchAPIError as exc:
+            if exc.code != "invalid_config":
+                raise
+            lines = config_lines(exc, path, self.msgs)
+            self.fail(lines[0])
+            for line in lines[1:]:
+                self.say(line)
+            return
+        self.say(self.msgs("created", task_id=data["task_id"]))
         self._refresh_ids()
 
-    def _action(self, method: str, task_id: str, done: str) -> None:
-        getattr(self._need(), method)(task_id)
-        self.console.print(done)
-        if method == "delete_task":
-            self._refresh_ids()
+    def _action(self, verb: str) -> Callable[[str], None]:
+        done = {"start": "started", "pause": "paused", "resume": "resumed", "stop": "stopped", "delete": "deleted"}[verb]
+
+        def run(task_id: str) -> None:
+            getattr(self._need(), f"{verb}_task")(task_id)
+            self.say(self.msgs(done, task_id=task_id))
+            if verb == "delete":
+                self._refresh_ids()
+        return run
 
     def do_push(self, task_id: str, path: str) -> None:
         c = self._need()
-        total = sum(1 for _ in read_rows(Path(path)))
-        self.console.print("📤 正在推送数据...")
-        accepted = 0
-        with Progress(console=self.console, transient=True) as bar:
-            job = bar.add_task("push", total=total)
-            rows = read_rows(Path(path))
-            while chunk := list(islice(rows, 1000)):
-                accepted += c.push_data(task_id, chunk)["accepted_count"]
-                bar.advance(job, len(chunk))
-        self.console.print(f"✅ 已推送 {accepted:,} 行数据")
+        result = push_file(c, task_id, Path(path), 1000, self.msgs("pushing"))
+        n, bad = result["accepted_count"], len(result["errors"])
+        self.say(self.msgs("pushed_errors", count=n, errors=bad) if bad else self.msgs("pushed", count=n))
 
     def do_attach(self, task_id: str, path: str) -> None:
         data = self._need().attach_file(task_id, path)
-        self.console.print(f"✅ 文件数据已处理: {data['processed_count']:,} 行")
+        self.say(self.msgs("attached", count=data["processed_count"]))
 
     def do_output(self, task_id: str, limit: str = "10") -> None:
-        c = self._need()
-        n = int(limit)
+        """The last ``limit`` rows the task's output buffer holds."""
+        if not limit.isdigit() or int(limit) < 1:
+            raise UserError("bad_limit", value=limit, usage=USAGE["output"])
+        c, n = self._need(), int(limit)
         info = c.fetch_output(task_id, 0, 0)
-        held = info["total_count"] - info["first_index"]  # rows still in the buffer
+        held = info["total_count"] - info["first_index"]
         rows = c.fetch_output(task_id, n, max(0, held - n))["rows"]
-        self.console.print(rows_table(rows, f"输出结果 (最近{len(rows)}行):"))
+        print_table(self.console, rows_table(rows, self.msgs("output_recent", count=len(rows))))
 
     def do_subscribe(self, task_id: str) -> None:
+        """Rows as they come, one CSV line each (a header line first), until Ctrl-C."""
+        self._need()
         assert self.server is not None
-        host, port = parse_server(self.server)
-        self.console.print(f"订阅 {task_id} 的实时输出 (Ctrl-C 返回)")
-        with Client(host, port, token=self.token) as sub:
+        with connect(self.server, self.token) as sub:
+            rows = sub.subscribe(task_id)
+            self.say(self.msgs("subscribing", task_id=task_id))
+            columns: list[str] | None = None
             try:
-                for row in sub.subscribe(task_id):
-                    self.console.print(row)
+                for row in rows:
+                    if list(row) != columns:
+                        columns = list(row)
+                        self.console.print(escape(_csv_line(columns)), style="bold", highlight=False)
+                    self.say(_csv_line([format_cell(v) for v in row.values()]))
             except KeyboardInterrupt:
-                self.console.print("已停止订阅")
+                self.say(self.msgs("unsubscribed"))
 
     def do_help(self) -> None:
-        for line in COMMANDS.values():
-            self.console.print("  " + line)
+        for name, usage in USAGE.items():
+            self.say(f"  {usage:<26}{self.msgs('help.' + name)}")
 
     # -- loop -------------------------------------------------------------------------------------
     def execute(self, line: str) -> bool:
-        """Run one command line; False means exit."""
+        """Run one command line; False means exit. Failures print one message and return True."""
         try:
             parts = shlex.split(line)
         except ValueError as exc:
-            self.console.print(f"[red]❌ {exc}[/red]")
+            self.fail(self.msgs("bad_quotes", reason=str(exc)))
             return True
         if not parts:
             return True
         cmd, args = parts[0], parts[1:]
-        actions: dict[str, tuple[Callable[..., None], int, int]] = {
-            "connect": (self.connect, 1, 1), "list": (self.do_list, 0, 0), "show": (self.do_show, 1, 1),
-            "create": (self.do_create, 1, 1), "push": (self.do_push, 2, 2), "attach": (self.do_attach, 2, 2),
-            "output": (self.do_output, 1, 2), "subscribe": (self.do_subscribe, 1, 1), "help": (self.do_help, 0, 0),
-            "start": (lambda t: self._action("start_task", t, "▶ 任务已启动"), 1, 1),
-            "pause": (lambda t: self._action("pause_task", t, "⏸ 任务已暂停"), 1, 1),
-            "resume": (lambda t: self._action("resume_task", t, "▶ 任务已继续"), 1, 1),
-            "stop": (lambda t: self._action("stop_task", t, "⏹ 任务已停止"), 1, 1),
-            "delete": (lambda t: self._action("delete_task", t, "🗑 任务已删除"), 1, 1),
-        }
         if cmd in ("exit", "quit"):
-            self.console.print("👋 再见！")
+            self.say(self.msgs("bye"))
             return False
-        if cmd not in actions:
-            self.console.print(f"[red]❌ 未知命令: {cmd}[/red] (help 查看命令)")
-            return True
-        fn, lo, hi = actions[cmd]
-        if not lo <= len(args) <= hi:
-            self.console.print(f"[red]❌ 用法: {COMMANDS[cmd].split('  ')[0].strip()}[/red]")
-            return True
-        try:
-            fn(*args)
-        except DporchAPIError as exc:
-            self.console.print(f"[red]❌ {exc.code}: {exc.message}[/red]")
-        except (OSError, ConnectionError, RuntimeError, ValueError) as exc:
-            self.console.print(f"[red]❌ {exc}[/red]")
+        command = self.commands.get(cmd)
+        if command is None:
+            self.fail(self.msgs("unknown_command", command=cmd))
+        elif not command.min_args <= len(args) <= command.max_args:
+            self.fail(self.msgs("usage", usage=USAGE[cmd]))
+        else:
+            self._guarded(command.run, args)
         return True
 
+    def _guarded(self, fn: Callable[..., None], args: list[str]) -> None:
+        try:
+            fn(*args)
+        except KeyboardInterrupt:
+            self.fail(self.msgs("interrupted"))
+        except (UserError, DporchAPIError) as exc:
+            self.fail(describe_error(exc, self.server or "", self.msgs)[0])
+        except OSError as exc:  # the connection broke: say so, and that connect is needed
+            self.fail(describe_error(exc, self.server or "", self.msgs)[0])
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+                self.say(self.msgs("disconnected"))
+
     def run(self) -> None:
-        from prompt_toolkit import PromptSession
-        from prompt_toolkit.completion import Completer, Completion
-        from prompt_toolkit.history import FileHistory
-
-        repl = self
-
-        class _Complete(Completer):
-            def get_completions(self, document: Any, complete_event: Any) -> Any:
-                words = document.text_before_cursor.split()
-                typing_new = document.text_before_cursor.endswith(" ")
-                if not words or (len(words) == 1 and not typing_new):
-                    prefix = words[0] if words else ""
-                    for c in COMMANDS:
-                        if c.startswith(prefix):
-                            yield Completion(c, start_position=-len(prefix))
-                elif (len(words) == 1 and typing_new) or (len(words) == 2 and not typing_new):
-                    prefix = "" if typing_new else words[1]
-                    for t in repl.task_ids:
-                        if t.startswith(prefix):
-                            yield Completion(t, start_position=-len(prefix))
-
-        self.console.print("DPLang 任务编排客户端 v1.0")
+        self.say(self.msgs("banner"))
         if self.server:
-            self.execute(f"connect {self.server}")
-        session: PromptSession = PromptSession(history=FileHistory(str(self.history)), completer=_Complete())
+            self._guarded(self.connect, [self.server])
+        session: PromptSession = PromptSession(history=FileHistory(str(self.history)), completer=_Completer(self))
         while True:
             try:
                 line = session.prompt("> ")
             except KeyboardInterrupt:
                 continue
             except EOFError:
-                self.console.print("👋 再见！")
+                self.say(self.msgs("bye"))
                 break
             if not self.execute(line):
                 break
         if self.client is not None:
             self.client.close()
+
+
+def _csv_line(values: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    return buf.getvalue()
+
+
+class _Completer(Completer):
+    """Command names first, then the task ids the client last saw."""
+
+    def __init__(self, repl: Repl):
+        self.repl = repl
+
+    def get_completions(self, document: Any, complete_event: Any) -> Iterator[Completion]:
+        words = document.text_before_cursor.split()
+        typing_new = document.text_before_cursor.endswith(" ")
+        if not words or (len(words) == 1 and not typing_new):
+            prefix, candidates = (words[0] if words else ""), list(COMMANDS)
+        elif (len(words) == 1 and typing_new) or (len(words) == 2 and not typing_new):
+            prefix, candidates = ("" if typing_new else words[1]), self.repl.task_ids
+        else:
+            return
+        for c in candidates:
+            if c.startswith(prefix):
+                yield Completion(c, start_position=-len(prefix))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -46,36 +44,30 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def feed(
         file: Path = typer.Argument(..., help="CSV file (header first) or JSON lines."),
-        port: int = typer.Option(9001, "--port", help="The task's TCP input port."),
-        host: str = typer.Option("127.0.0.1", "--host"),
-        rate: float = typer.Option(0.0, "--rate", help="Rows per second (0: as fast as possible)."),
+        port: int = typer.Option(9001, "--port", min=1, max=65535, help="The task's TCP input port."),
+        host: str = typer.Option("127.0.0.1", "--host", help="The host the task's TCP input listens on."),
+        rate: float = typer.Option(0.0, "--rate", min=0.0, help="Rows per second (0: as fast as possible)."),
         repeat: int = typer.Option(1, "--repeat", min=1, help="Send the rows this many times."),
+        timeout: float = typer.Option(10.0, "--timeout", min=0.1,
+                                      help="Give up when the task reads nothing for this many seconds."),
+        server: Optional[str] = typer.Option(None, "--server", envvar="DPORCH_SERVER", metavar="HOST:PORT",
+                                             help="The dporch API, asked first whether PORT is a running task's "
+                                                  "input (skipped when no API answers; default 127.0.0.1:8888)."),
+        token: Optional[str] = typer.Option(None, "--token", envvar="DPORCH_TOKEN",
+                                            help="API token, if the server needs one."),
     ) -> None:
-        """Replay FILE into a task's TCP input at a given rate."""
+        """Replay FILE into a task's TCP input at a given rate, and check that the task read it all
+        (exit 1 if it does not read, e.g. when paused; exit 2 if PORT is not a task's input)."""
+        from .feed import check_target, feed as send, load_lines
+        from .messages import UserError, current
+
+        msgs = current()
         try:
-            lines = file.read_text(encoding="utf-8-sig").splitlines(keepends=True)
-        except OSError as exc:
-            typer.echo(f"InputError: cannot read {file}: {exc.strerror}", err=True)
-            raise typer.Exit(2) from None
-        header, rows = (lines[0], lines[1:]) if lines and not lines[0].lstrip().startswith("{") else ("", lines)
-        try:
-            sock = socket.create_connection((host, port), timeout=10)
-        except OSError as exc:
-            typer.echo(f"error: cannot connect to {host}:{port}: {exc.strerror}", err=True)
-            raise typer.Exit(2) from None
-        sent = 0
-        start = time.monotonic()
-        with sock:
-            if header:
-                sock.sendall(header.encode())
-            for _ in range(repeat):
-                for i in range(0, len(rows), 100 if rate <= 0 else max(1, int(rate / 100))):
-                    block = rows[i: i + (100 if rate <= 0 else max(1, int(rate / 100)))]
-                    sock.sendall("".join(block).encode())
-                    sent += len(block)
-                    if rate > 0:
-                        ahead = sent / rate - (time.monotonic() - start)
-                        if ahead > 0:
-                            time.sleep(ahead)
-        elapsed = time.monotonic() - start
-        typer.echo(f"sent {sent} rows in {elapsed:.2f} s ({sent / elapsed if elapsed else 0:,.0f} rows/s)", err=True)
+            header, rows = load_lines(file)
+            check_target(host, port, server, token, msgs)
+            result = send(host, port, header, rows, rate=rate, repeat=repeat, stall=timeout)
+        except UserError as exc:
+            typer.echo(f"{msgs('error')}: {exc.render(msgs)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        rate_done = result.sent / result.seconds if result.seconds else 0.0
+        typer.echo(msgs("feed_done", sent=result.sent, seconds=result.seconds, rate=rate_done), err=True)
