@@ -1,5 +1,5 @@
 """`dporch serve`: one asyncio process with the Dask client, the task manager, the persistent
-registry and the API server (ARCHITECTURE.md §5)."""
+registry and the API server (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import json
 import os
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
@@ -48,7 +47,7 @@ class DporchAPIError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        self.issues = issues if issues is not None else (config_problems(message) if code == "invalid_config" else [])
+        self.issues = issues or []
 
 
 class NoAPIError(ConnectionError):
@@ -60,30 +59,8 @@ class NoAPIError(ConnectionError):
         self.reply = reply
 
 
-_CONFIG_PREFIX = "invalid task configuration: "
-# The head of one issue in the server's message: "<api>: task 't1' routing.key_column: ..." or
-# "/path/tasks.toml: compute_pool: ..." (ConfigIssue.__str__); issues are joined by "; ".
-_ISSUE_HEAD = re.compile(r"(?:^|; )(?P<file><api>|[^;]*?\.(?:toml|json)):"
-                         r"(?: task (?P<task>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))? (?P<field>[^\s:;]+): ")
-
-
-def config_problems(message: str) -> list[ConfigProblem]:
-    """The issues of an invalid_config message, one per problem (the server joins them with
-    "; ", which messages may contain too, so issues are found by their "file: [task] field:" head)."""
-    text = message[len(_CONFIG_PREFIX):] if message.startswith(_CONFIG_PREFIX) else message
-    heads = list(_ISSUE_HEAD.finditer(text))
-    if not heads or heads[0].start() != 0:
-        return [ConfigProblem("", text)] if text else []
-    problems = []
-    for head, nxt in zip(heads, heads[1:] + [None]):
-        body = text[head.end(): nxt.start() if nxt else len(text)]
-        task = head["task"][1:-1] if head["task"] else None
-        problems.append(ConfigProblem(head["field"], body, task, None if head["file"] == "<api>" else head["file"]))
-    return problems
-
-
 def _problems_of(resp: dict[str, Any]) -> list[ConfigProblem] | None:
-    """Structured issues, when the server sends them (``issues``: [{file, task, field, message}])."""
+    """The issues of an invalid_config answer (``issues``: [{file, task, field, message}])."""
     raw = resp.get("issues")
     if not isinstance(raw, list):
         return None

@@ -1,4 +1,4 @@
-"""The JSON-lines protocol shared by the server and the client (SEED §4).
+"""The JSON-lines protocol shared by the server and the client (docs/api.md).
 
 Request:  ``{"action": "...", "params": {...}, "id": <any, optional>, "token": "...", optional}``
 Response: ``{"status": "ok", "data": ..., "message": "...", "id": ...}`` or
@@ -69,8 +69,11 @@ def ok(data: Any = None, message: str = "", rid: Any = None) -> dict[str, Any]:
     return out
 
 
-def error(code: str, message: str, rid: Any = None) -> dict[str, Any]:
+def error(code: str, message: str, rid: Any = None, issues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An error answer; ``issues``: the problems of an invalid configuration, one per field."""
     out: dict[str, Any] = {"status": "error", "code": code, "message": message}
+    if issues is not None:
+        out["issues"] = issues
     if rid is not None:
         out["id"] = rid
     return out

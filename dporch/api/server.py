@@ -1,4 +1,4 @@
-"""The JSON-lines TCP API server (SEED §4): every task action, data push, output fetch and
+"""The JSON-lines TCP API server (docs/api.md): every task action, data push, output fetch and
 subscription. Each connection is served by its own coroutine, so a slow or dead client never
 blocks the others or the tasks; requests on one connection are answered in order."""
 
@@ -152,7 +152,8 @@ class APIServer:
         except APIError as exc:
             return error(exc.code, exc.message, rid)
         except ConfigError as exc:
-            return error("invalid_config", "invalid task configuration: " + "; ".join(str(i) for i in exc.issues), rid)
+            return error("invalid_config", "invalid task configuration: " + "; ".join(str(i) for i in exc.issues), rid,
+                         [{"file": i.file, "task": i.task, "field": i.field, "message": i.message} for i in exc.issues])
         except NotFound as exc:
             return error("not_found", str(exc), rid)
         except IllegalTransition as exc:

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         dashboard: str = typer.Option(":8787", "--dashboard", help="Dask dashboard address of the local cluster."),
         restore_running: bool = typer.Option(True, "--restore-running/--no-restore-running", help="Restart API tasks that were running when the server stopped."),
         data_dir: list[str] = typer.Option([], "--data-dir", help="Folders attach_file may read (default: ./data)."),
-        verbose: bool = typer.Option(False, "--verbose", "-v"),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages (tasks, API, checkpoints)."),
     ) -> None:
         """Run the task orchestrator: Dask cluster, tasks from the config, the JSON-lines API."""
         from ..api.app import ServeOptions, configure_logging, serve as run
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
 
     app.command("serve")(serve)
-    app.command("orchestrate", help="Alias of serve (SEED §9.2.2).")(serve)
+    app.command("orchestrate", help="Alias of serve.")(serve)
 
     @app.command()
     def feed(

@@ -1,4 +1,4 @@
-"""Load rate and the scaling policy of a compute pool (SEED §5.2.1, §5.2.2).
+"""Load rate and the scaling policy of a compute pool (docs/orchestration.md, "Compute pools and autoscaling").
 
     LoadRate = 0.5 * busy/total + 0.3 * min(queue/1000, 1) + 0.2 * min(avg_latency/100 ms, 1)
 

@@ -1,4 +1,4 @@
-"""Checkpoints of a running task (ARCHITECTURE.md §7): aligned snapshots of every compute
+"""Checkpoints of a running task (docs/architecture.md): aligned snapshots of every compute
 unit's window state, with the input and output positions they cover.
 
 1. *Cut*: between two input chunks (the task's ingest lock is held), note the next sequence

@@ -1,4 +1,4 @@
-"""The checkpoint store (SEED §8.3 运行时状态快照): per task, the last committed checkpoint and
+"""The checkpoint store (运行时状态快照): per task, the last committed checkpoint and
 the window state of every key of every compute unit, in SQLite under the state directory.
 
 A checkpoint is committed in one transaction: the keys whose state changed since the previous

@@ -1,4 +1,4 @@
-"""Task configuration (SEED_DESIGN §3): `tasks.toml` with `[global]` defaults, `[[task]]` tables
+"""Task configuration (docs/orchestration.md, "The tasks file"): `tasks.toml` with `[global]` defaults, `[[task]]` tables
 and `include`d workflow files; the same structure arrives as JSON through the API.
 
 Every problem is collected as a :class:`ConfigIssue` naming the file, the task, the field and
@@ -33,9 +33,9 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
-        where = self.file or "<api>"
-        task = f" task {self.task!r}" if self.task else ""
-        return f"{where}:{task} {self.field}: {self.message}"
+        where = f"{self.file}: " if self.file else ""
+        task = f"task {self.task!r} " if self.task else ""
+        return f"{where}{task}{self.field}: {self.message}"
 
 
 class ConfigError(Exception):

@@ -1,4 +1,4 @@
-"""Input pipelines (SEED §6.1): stdin, file (streamed, optionally followed), TCP listener.
+"""Input pipelines: stdin, file (streamed, optionally followed), TCP listener.
 
 Each input hands the task *chunks*: ``(header, records, first_line, source)`` where records are
 CSV cell lists (with the connection's or file's own header) or JSON objects. A paused task

@@ -1,4 +1,4 @@
-"""The task manager (SEED §2.2.2): the tasks, every action on them, and what survives a restart.
+"""The task manager: the tasks, every action on them, and what survives a restart.
 
 With a state directory, every task's configuration and state go to the registry at each change
 (including changes a task makes by itself: an error, "input finished", a lost scheduler), and
@@ -24,7 +24,7 @@ __all__ = ["TaskManager", "NotFound", "LIVE_FIELDS"]
 
 log = logging.getLogger("dporch.manager")
 
-#: Fields a running task accepts changes to (SEED §4.2.3).
+#: Fields a running task accepts changes to.
 LIVE_FIELDS = {("compute_pool", "max_size"), ("output", "buffer_size")}
 
 
@@ -147,7 +147,7 @@ class TaskManager:
         return issues
 
     async def restore(self, *, restore_running: bool = True) -> list[str]:
-        """Bring back what the registry knows (SEED §12.2): tasks created through the API, live
+        """Bring back what the registry knows: tasks created through the API, live
         changes, and every task's state (a running or paused task continues from its
         checkpoint); start enabled config-file tasks seen for the first time. Returns notes."""
         notes: list[str] = []

@@ -1,4 +1,4 @@
-"""Output pipelines (SEED §6.2): stdout, file (merge, or split by a path template), TCP client;
+"""Output pipelines: stdout, file (merge, or split by a path template), TCP client;
 and the bounded in-memory buffer every task keeps for fetch_output / subscribe_output.
 
 Paths are templates: ``{column}`` takes the row's value, ``{task_id}`` the task's id, ``{key}``

@@ -1,4 +1,4 @@
-"""The compute pool (计算元池, SEED §2.2.4): the compute units of one task on the Dask cluster,
+"""The compute pool (计算元池): the compute units of one task on the Dask cluster,
 the router in front of them, micro-batching, and the rebuilding of a lost unit.
 
 A unit is a *slot* (``u1``, ``u2``...: what the router routes to) and the actor behind it now.

@@ -1,4 +1,4 @@
-"""Persistent task registry (SEED §8.3, §12.2): every task's configuration (with live changes)
+"""Persistent task registry: every task's configuration (with live changes)
 and its last state, in SQLite under the state directory, so a restarted server brings each
 task back as it was: running, paused, stopped or failed."""
 

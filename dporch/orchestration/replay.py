@@ -1,4 +1,4 @@
-"""The replay log of a compute unit (upstream backup, ARCHITECTURE.md §7).
+"""The replay log of a compute unit (upstream backup, docs/architecture.md).
 
 Everything a unit is asked to do goes through its log, in order: micro-batches of rows and
 checkpoint markers. The log keeps each item from the moment it is closed until the checkpoint

@@ -1,4 +1,4 @@
-"""Key routing (SEED §5.2.3): which compute unit gets a row.
+"""Key routing: which compute unit gets a row.
 
 * ``hash`` -- rendezvous hashing on a stable hash (CRC-32) of the key: a key always goes to the
   same unit, and adding or removing a unit moves only the keys that must move.

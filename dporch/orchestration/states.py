@@ -1,4 +1,4 @@
-"""Task states, the actions each allows (SEED §5.1), and error records."""
+"""Task states, the actions each allows (docs/orchestration.md, "Task states"), and error records."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class TaskState(str, Enum):
     ERROR = "error"
 
 
-# action -> the states it may start from (SEED §5.1; stop also from paused and error)
+# action -> the states it may start from (stop also from paused and error)
 ALLOWED: dict[str, set[TaskState]] = {
     "start": {TaskState.READY, TaskState.STOPPED},
     "pause": {TaskState.RUNNING},

@@ -1,4 +1,4 @@
-"""A task (SEED §2.2.3, §5.1): a script chain, a schema, a compute pool, an input and an output
+"""A task: a script chain, a schema, a compute pool, an input and an output
 pipeline, its state machine, checkpoints, error handling and statistics.
 
 Rows enter through one door: ``_feed`` (input readers, attach_file) and ``push`` (the API)
@@ -138,7 +138,7 @@ class Task:
 
     # -- life cycle -----------------------------------------------------------------------------
     def _build_pipeline(self) -> None:
-        """The task's data flow as a streamz graph (ARCHITECTURE.md §3)::
+        """The task's data flow as a streamz graph (docs/architecture.md)::
 
             chunks (inputs, push_data, attach_file) --_ingest: validate, number--> rows
             retries                                                            -> rows
@@ -643,7 +643,7 @@ class Task:
             if attempt < eh.retry_count and e["kind"] != "ScriptExit":
                 i = index[seq]
                 self._retry_rows[seq] = (batch.keys[i], batch.rows[i], attempt + 1)
-                delay = 0.1 * 2 ** attempt  # SEED §5.4.2: 100 ms x 2^n
+                delay = 0.1 * 2 ** attempt  # 100 ms x 2^n
                 self.background.spawn(self._retry(seq, batch.keys[i], batch.rows[i], attempt + 1, delay), "retry")
                 continue
             self._error(ErrorRecord(self.config.id, "script", e["message"], kind=e["kind"], time=time.time(),
@@ -669,7 +669,7 @@ class Task:
     async def _output_failed(self, message: str) -> None:
         self._error(ErrorRecord(self.config.id, "output", message, kind="OutputError", time=time.time()))
         if self.state == TaskState.RUNNING and self.input is not None:
-            self.input.pause()  # SEED §5.4.1: an I/O failure pauses the task
+            self.input.pause()  # an I/O failure pauses the task
             self._set_state(TaskState.PAUSED, message)
 
     def _on_failover(self, message: str) -> None:

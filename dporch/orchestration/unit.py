@@ -1,6 +1,6 @@
 """The compute unit (计算元): a Dask actor owning one StreamingExecutor per script of a task's
 chain, with per-key bounded windows. Batches arrive and leave as one pickled columnar payload
-(never per-row Python objects over the wire: ARCHITECTURE.md §3).
+(never per-row Python objects over the wire: docs/architecture.md).
 
 Calls that touch the windows (``process``, ``snapshot``) carry a number and run strictly in
 that order, whatever order they arrive in: a snapshot numbered k is the state after batch
@@ -33,7 +33,7 @@ def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[d
 
 
 class ComputeUnit:
-    """Runs a chain of scripts: each script's output rows feed the next one (SEED §3.2)."""
+    """Runs a chain of scripts: each script's output rows feed the next one."""
 
     def __init__(self, scripts: list[tuple[str, str]], window: int, task_id: str = "",
                  columns: list[str] | None = None):

@@ -16,44 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CITATION = re.compile(r"\.\./shared|/work/shared|seed\s*§|SEED_DESIGN", re.I)
 
-#: Lines that still cite the design documents, in files other parts of the project own; their
-#: owners are asked to drop the citations. Only these exact lines are tolerated: any new one
-#: anywhere fails the test.
-KNOWN_CITATIONS = {
-    "docs/api.md": {
-        "`params` is a task table, exactly as in `tasks.toml` (SEED §3.1). Script paths are relative",
-        "`queue_length`, `rows_per_second`, `latency_ms_mean`, `latency_ms_p99`, `load_rate` (SEED",
-    },
-    "dporch/api/app.py": {'"""Bring back the tasks created through the API (SEED §12.2)."""'},
-    "dporch/api/protocol.py": {'"""The JSON-lines protocol shared by the server and the client (SEED §4).'},
-    "dporch/api/server.py": {'"""The JSON-lines TCP API server (SEED §4): every task action, data push, output fetch and'},
-    "dporch/cli/serve_commands.py": {'app.command("orchestrate", help="Alias of serve (SEED §9.2.2).")(serve)'},
-    "dporch/orchestration/autoscale.py": {'"""Load rate and the scaling policy of a compute pool (SEED §5.2.1, §5.2.2).'},
-    "dporch/orchestration/config.py": {
-        '"""Task configuration (SEED_DESIGN §3): `tasks.toml` with `[global]` defaults, `[[task]]` tables'},
-    "dporch/orchestration/inputs.py": {'"""Input pipelines (SEED §6.1): stdin, file (streamed, optionally followed), TCP listener.'},
-    "dporch/orchestration/manager.py": {
-        '"""The task manager (SEED §2.2.2): the registry of tasks and every action on them."""',
-        "#: Fields a running task accepts changes to (SEED §4.2.3).",
-    },
-    "dporch/orchestration/outputs.py": {
-        '"""Output pipelines (SEED §6.2): stdout, file (merge, or split by a path template), TCP client;'},
-    "dporch/orchestration/pool.py": {
-        '"""The compute pool (计算元池, SEED §2.2.4): N compute-unit actors on the Dask cluster, the',
-        "afresh): no row is lost (SEED §5.4.3).",
-    },
-    "dporch/orchestration/registry.py": {
-        '"""Persistent task registry (SEED §8.3, §12.2): task configurations and their last state in'},
-    "dporch/orchestration/router.py": {'"""Key routing (SEED §5.2.3): which compute unit gets a row.'},
-    "dporch/orchestration/task.py": {
-        '"""A task (SEED §2.2.3, §5.1): a script chain, a schema, a compute pool, an input and an output',
-        "# action -> the states it may start from (SEED §5.1; stop also from paused and error)",
-        "delay = 0.1 * 2 ** attempt  # SEED §5.4.2: 100 ms x 2^n",
-        "self.input.pause()  # SEED §5.4.1: an I/O failure pauses the task",
-    },
-    "dporch/orchestration/unit.py": {
-        '"""Runs a chain of scripts: each script\'s output rows feed the next one (SEED §3.2)."""'},
-}
+#: Lines allowed to cite documents outside the repository: none.
+KNOWN_CITATIONS: dict[str, set[str]] = {}
 
 
 def tracked_files() -> list[str]:

@@ -18,10 +18,6 @@ from dporch.cli.app import app
 
 runner = CliRunner()
 
-#: Help gaps in commands this part of the project does not own (dporch/cli/serve_commands.py's
-#: `serve`); they are reported to its owner. Anything else must be explained.
-KNOWN_MISSING_HELP = {("serve", "--verbose"), ("orchestrate", "--verbose")}
-KNOWN_SEED_CITATIONS = {("orchestrate", "Alias of serve (SEED §9.2.2).")}
 
 
 def commands(cmd: Any = None, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -52,7 +48,7 @@ def helps() -> Iterator[tuple[str, str]]:
 def test_every_option_and_argument_has_a_help_text():
     missing = [(" ".join(path), p.opts[0] if getattr(p, "opts", None) else p.name)
                for path, cmd in commands() for p in params(cmd) if not getattr(p, "help", None)]
-    assert set(missing) == KNOWN_MISSING_HELP
+    assert missing == []
 
 
 def test_no_help_text_loses_brackets_to_markup():
@@ -64,7 +60,7 @@ def test_no_help_text_loses_brackets_to_markup():
 def test_help_cites_no_document_outside_the_project():
     found = {(where.split()[0] if where != "dporch" else where, text) for where, text in helps()
              if re.search(r"SEED|\.\./shared|DPLANG\.md|§", text)}
-    assert found == KNOWN_SEED_CITATIONS
+    assert found == set()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dporch.api.client import ConfigProblem, DporchAPIError, config_problems
+from dporch.api.client import ConfigProblem, DporchAPIError
 from dporch.cli.app import app
 from dporch.cli.messages import CATALOGUE, LANGS, Messages, detect_lang
 from dporch.cli.present import config_lines, format_cell, format_number, print_table, rows_table
@@ -61,24 +61,10 @@ def test_a_table_on_a_narrow_terminal_folds_cells_and_cuts_nothing():
     assert squeezed.count("Q") == 90 and squeezed.count("y") == 12 and squeezed.count("w") == 6
 
 
-def test_config_problems_from_the_server_message():
-    msg = ("invalid task configuration: <api>: task 't1' routing.key_column: 'nope' is not a schema column (k, x); "
-           "<api>: task 't1' bogus: unknown key; allowed: id, name; /data/tasks.toml: task \"it's\" compute_pool: "
-           "batch_size and max_in_flight must be at least 1, batch_ms not negative")
-    assert config_problems(msg) == [
-        ConfigProblem("routing.key_column", "'nope' is not a schema column (k, x)", "t1"),
-        ConfigProblem("bogus", "unknown key; allowed: id, name", "t1"),
-        ConfigProblem("compute_pool", "batch_size and max_in_flight must be at least 1, batch_ms not negative",
-                      "it's", "/data/tasks.toml"),
-    ]
-    assert config_problems("something unexpected") == [ConfigProblem("", "something unexpected")]
-    structured = DporchAPIError("invalid_config", msg, [ConfigProblem("output.path", "required")])
-    assert structured.issues == [ConfigProblem("output.path", "required")]
-
-
 def test_config_lines_name_the_file_and_each_field():
-    exc = DporchAPIError("invalid_config", "invalid task configuration: <api>: task 't' input.port: required for "
-                                           "a tcp input (an integer); <api>: task 't' output.mode: unknown mode 'x'")
+    exc = DporchAPIError("invalid_config", "invalid task configuration: ...",
+                         [ConfigProblem("input.port", "required for a tcp input (an integer)", "t"),
+                          ConfigProblem("output.mode", "unknown mode 'x'", "t")])
     assert config_lines(exc, "task.toml", Messages("en")) == [
         "the task configuration in task.toml has 2 problem(s):",
         "  input.port: required for a tcp input (an integer)",
