@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,8 +44,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT) -> dict:
-    """The benchmark task: script (c) per stock, 2 units, TCP in, one CSV file per stock out."""
+def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT, checkpoints: bool = True) -> dict:
+    """The benchmark task: script (c) per stock, 2 units, TCP in, one CSV file per stock out;
+    checkpoints on (the default: every 5 s) or off."""
     return {
         "id": tid, "scripts": [str(script)],
         "schema": {"columns": [{"name": "stock_code", "type": "string", "required": True},
@@ -53,6 +55,7 @@ def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT) -> dict:
         "compute_pool": {"initial_size": 2, "max_size": 2, "window_size": 1000, "auto_scale": False},
         "input": {"type": "tcp", "host": "127.0.0.1", "port": port, "format": "csv"},
         "output": {"type": "file", "path": f"{out}/{{stock_code}}.csv", "mode": "split", "auto_flush": True},
+        "checkpoint": {"enabled": checkpoints},
     }
 
 
@@ -225,21 +228,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5000.0, help="ticks/s of the latency phase")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument("--compare-checkpoints", type=int, default=0, metavar="N",
+                    help="run the throughput phase N times with checkpoints on and N times off, alternating")
     a = ap.parse_args(argv)
     data = ensure_data(a.rows, a.stocks)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        ports = {"throughput": free_port(), "latency": free_port()}
+        runs = ["throughput"]
+        for i in range(a.compare_checkpoints):
+            runs += [f"throughput-off-{i}"] + ([f"throughput-{i}"] if i else [])
+        ports = {tid: free_port() for tid in [*runs, "latency"]}
         t = time.perf_counter()
         server = Server(base)
         try:
             for tid, port in ports.items():
-                server.run_task(task_config(tid, port, base / tid))
+                server.run_task(task_config(tid, port, base / tid, checkpoints="off" not in tid))
             print(f"data: {data.name}, {os.cpu_count()} cpus; server up in {time.perf_counter() - t:.1f} s")
-            tp = throughput(server, "throughput", ports["throughput"], base / "throughput", data, a.rows)
-            print(f"throughput  {tp['rows_per_s']:10,.0f} ticks/s  ({tp['rows']:,} ticks into {tp['files']} files "
-                  f"in {tp['wall_s']:.2f} s; CPU orchestrator {tp['cpu_orchestrator_s']:.1f} s, "
-                  f"workers {tp['cpu_workers_s']:.1f} s)")
+            figures: dict[str, list[float]] = {"on": [], "off": []}
+            for tid in runs:
+                tp = throughput(server, tid, ports[tid], base / tid, data, a.rows)
+                mode = "off" if "off" in tid else "on"
+                figures[mode].append(tp["rows_per_s"])
+                ck = server.task(tid)["stats"]["checkpoint"]
+                print(f"throughput  {tp['rows_per_s']:10,.0f} ticks/s  ({tp['rows']:,} ticks into {tp['files']} files "
+                      f"in {tp['wall_s']:.2f} s; CPU orchestrator {tp['cpu_orchestrator_s']:.1f} s, "
+                      f"workers {tp['cpu_workers_s']:.1f} s; checkpoints {mode}, {ck['count']} taken)")
+            if figures["off"]:
+                on, off = statistics.median(figures["on"]), statistics.median(figures["off"])
+                print(f"checkpoints cost {1 - on / off:+.1%} of throughput (median of {len(figures['on'])} runs: "
+                      f"{on:,.0f} ticks/s on, {off:,.0f} off)")
             lt = latency(server, "latency", ports["latency"], base / "latency", data, a.rate, a.seconds)
             print(f"latency     at {lt['rate']:,.0f} ticks/s: tick-to-file p50 {lt['p50_ms']:.1f} ms, "
                   f"p99 {lt['p99_ms']:.1f} ms, max {lt['max_ms']:.1f} ms (server's own p99 "

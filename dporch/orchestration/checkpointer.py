@@ -176,10 +176,12 @@ class Checkpointer:
             progress.released.set()
 
     async def run_periodically(self) -> None:
-        """The task's checkpoint timer (while it runs)."""
+        """The task's checkpoint timer (while it runs); an idle task has nothing new to save."""
         while True:
             await asyncio.sleep(self.cfg.interval)
-            if self.task.accepting():
+            last = self.last
+            idle = last is not None and last.next_seq == self.task.next_seq and not self.task.pending_retries()
+            if self.task.accepting() and not idle:
                 await self.take()
 
     async def bound_retention(self) -> None:
