@@ -198,7 +198,16 @@ def register(app: typer.Typer) -> None:
         command.__doc__ = f"{name.capitalize()} a task."
         tasks.command(name)(command)
 
-    simple("start", "start_task", "started")
+    @tasks.command("start")
+    def start(task_id: str = TaskArg,
+              fresh: bool = typer.Option(False, "--fresh", help="Forget the task's checkpoint: empty history, "
+                                                                "a file input from its beginning."),
+              server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt, as_json: bool = JsonOpt) -> None:
+        """Start a task (it continues from its last checkpoint)."""
+        with api_session(server, token) as c:
+            data = c.start_task(task_id, fresh=fresh)
+        _emit(data, as_json, lambda: out.print(escape(current()("started", task_id=task_id))))
+
     simple("pause", "pause_task", "paused")
     simple("resume", "resume_task", "resumed")
     simple("stop", "stop_task", "stopped")

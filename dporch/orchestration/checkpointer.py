@@ -187,15 +187,18 @@ class Checkpointer:
     async def bound_retention(self) -> None:
         """Called with the ingest lock held: keep the replay logs under ``max_retained_rows`` by
         checkpointing early, and wait (backpressure) until one is committed."""
-        pool = self.task.pool
-        while self.enabled and pool is not None and pool.retained_rows > self.cfg.max_retained_rows:
+        task = self.task
+        while (self.enabled and task.pool is not None and task.pool.retained_rows > self.cfg.max_retained_rows
+               and task.pool.live() and task.accepting()):
             self.committed.clear()
             if not self.one.locked():
                 await self.one.acquire()
                 progress = self.cut()
-                self.task.background.spawn(self._complete_then_release(progress), "checkpoint")
-            await self.committed.wait()
-            pool = self.task.pool
+                task.background.spawn(self._complete_then_release(progress), "checkpoint")
+            try:  # a unit down, or the task stopping, ends the wait: rows then stay in the logs
+                await asyncio.wait_for(self.committed.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
 
     async def _complete_then_release(self, progress: _InProgress) -> None:
         try:

@@ -98,7 +98,8 @@ class ComputePool:
                  strategy: str, window: int, batch_size: int, batch_ms: float, max_in_flight: int,
                  on_result: ResultHandler, on_marker: MarkerHandler, on_failover: Callable[[str], None],
                  on_fatal: Callable[[Unit, BaseException], None], state_of: StateSource,
-                 keep_log: bool, slots: list[str] | None = None, router: dict[str, Any] | None = None):
+                 keep_log: bool, slots: list[str] | None = None, router: dict[str, Any] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None):
         self.cluster = cluster
         self.task_id = task_id
         self.scripts = scripts
@@ -121,7 +122,7 @@ class ComputePool:
         if router:
             self.router.load_state(router)
         self.recent_batch_ms: deque[float] = deque(maxlen=100)  # actor call round trips
-        self._bg = Background(f"task {task_id} pool")
+        self._bg = Background(f"task {task_id} pool", on_error)  # a consumer that breaks fails the task
 
     def _add_slot(self, slot: str | None = None, *, route: bool = True) -> Unit:
         if slot is None:
@@ -165,7 +166,7 @@ class ComputePool:
     async def _cancel(self, fut: Any) -> None:
         if fut is not None:
             try:
-                await self.cluster.client.cancel(fut)
+                await asyncio.wait_for(self.cluster.client.cancel(fut), 5)
             except Exception:  # noqa: BLE001 - the worker or the scheduler may be gone already
                 pass
 
@@ -387,6 +388,10 @@ class ComputePool:
     def flush(self) -> None:
         for unit in self.units.values():
             self._close(unit)
+
+    def live(self) -> bool:
+        """Every unit has a working actor."""
+        return all(u.status in ("idle", "busy") for u in self.units.values())
 
     def idle(self) -> bool:
         return all(not u.log.outstanding and not u.pending.seqs for u in self.units.values())

@@ -239,7 +239,8 @@ class Task:
             strategy=strategy, window=pc.window_size, batch_size=pc.batch_size, batch_ms=pc.batch_ms,
             max_in_flight=pc.max_in_flight, on_result=self.results_emit, on_marker=self.checkpointer.on_marker,
             on_failover=self._on_failover, on_fatal=self._on_fatal, state_of=self.checkpointer.state_of,
-            keep_log=self.checkpointer.enabled, slots=ckpt.slots if ckpt else None, router=ckpt.router if ckpt else None)
+            keep_log=self.checkpointer.enabled, slots=ckpt.slots if ckpt else None, router=ckpt.router if ckpt else None,
+            on_error=self._background_failed)
         if ckpt is None:
             self.pool.add_slots(pc.initial_size if cfg.routing.enabled else 1)
             self.next_seq, self._input_pos, self._retry_rows = 0, None, {}
@@ -301,10 +302,14 @@ class Task:
         except IllegalTransition:
             pass  # stopped or failed meanwhile
 
-    async def _settle(self) -> None:
-        """Wait until no chunk is on its way in."""
-        async with self.ingest:
-            pass
+    async def _settle(self) -> bool:
+        """Wait (at most DRAIN_SECONDS) until no chunk is on its way in."""
+        try:
+            await asyncio.wait_for(self.ingest.acquire(), DRAIN_SECONDS)
+        except asyncio.TimeoutError:
+            return False
+        self.ingest.release()
+        return True
 
     async def pause(self) -> None:
         """Stop reading input, let rows already read and in flight finish, flush outputs, take a

@@ -87,6 +87,10 @@ def test_task_commands(server, tmp_path):
     assert r.exit_code == 1 and "invalid_state" in r.stderr
     for verb in ("pause", "resume", "stop"):
         assert dporch("tasks", verb, "cli-task", *srv).exit_code == 0
+    r = dporch("tasks", "start", "cli-task", "--fresh", "--json", *srv)
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "running"
+    assert dporch("tasks", "show", "cli-task", "--json", *srv).exit_code == 0
+    assert dporch("tasks", "stop", "cli-task", *srv).exit_code == 0
     r = dporch("--lang", "en", "tasks", "show", "nope", *srv)
     assert r.exit_code == 1 and r.stderr.startswith("error: not found (not_found): ")
     assert dporch("tasks", "delete", "cli-task", *srv).exit_code == 0
