@@ -1,12 +1,17 @@
 """``dporch feed``: replay a CSV or JSON-lines file into a task's TCP input, and make sure the
 task read it.
 
-A task's input never writes back, so the sender can tell three things apart: the API answers
-every line (a JSON error: wrong port), a paused task stops reading (the send stalls, or the
-end of the data is never consumed), and a reading task closes the connection once it has read
-everything after our end of data. Before sending, the API (when one answers at ``--server``)
-says whether the port is a task's input and whether that task is running, so the common
-mistakes fail at once, with nothing sent.
+A task's input writes back nothing but ``ack N`` lines (a durable input: N records are logged),
+so the sender can tell things apart: the API answers every line (a JSON error: wrong port), a
+paused task stops reading (the send stalls, or the end of the data is never consumed), and a
+reading task closes the connection once it has read everything after our end of data. Before
+sending, the API (when one answers at ``--server``) says whether the port is a task's input and
+whether that task is running, so the common mistakes fail at once, with nothing sent.
+
+With ``--stream NAME`` (a durable input) the feed is exactly once: the connection opens with
+``#stream NAME``, the input answers ``resume N`` (records of that stream it already has), and
+the feed goes on from record N + 1; a connection that breaks (the server restarted) is opened
+again the same way, until every record is acknowledged.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ _HINTS = {"paused": "feed_hint_paused", "ready": "feed_hint_start", "stopped": "
 class FeedResult:
     sent: int
     seconds: float
+    reconnects: int = 0
 
 
 def load_lines(file: Path) -> tuple[str, list[str]]:
@@ -117,13 +123,39 @@ def check_target(host: str, port: int, server: str | None, token: str | None, ms
 
 
 # -- sending --------------------------------------------------------------------------------------------
+class _Broken(Exception):
+    """The connection broke while sending (a stream reconnects)."""
+
+
 class _Sender:
-    """One connection to a task input: rows out, nothing expected back until our end of data."""
+    """One connection to a task input: rows out; back, only acknowledgements of a durable input."""
 
     def __init__(self, sock: socket.socket, address: str, total: int, stall: float):
         self.sock, self.address, self.total, self.stall = sock, address, total, stall
         self.sent = 0
+        self.acked = 0  # records a durable input has logged (0: none said, or not durable)
+        self._pending = b""
         sock.settimeout(stall)
+
+    def open_stream(self, name: str) -> int:
+        """``#stream NAME`` -> the records of that stream the input already has."""
+        self.sock.sendall(f"#stream {name}\n".encode())
+        self.sock.settimeout(min(self.stall, 5.0))
+        try:
+            while b"\n" not in self._pending:
+                data = self.sock.recv(4096)
+                if not data:
+                    break
+                self._pending += data
+        except TimeoutError:
+            raise UserError("feed_not_durable", address=self.address) from None
+        finally:
+            self.sock.settimeout(self.stall)
+        line, _, self._pending = self._pending.partition(b"\n")
+        if not line.startswith(b"resume "):
+            self._answered(line + b"\n" + self._pending)
+        self.acked = int(line.split()[1])
+        return self.acked
 
     def send(self, data: bytes, rows: int) -> None:
         self._check_reply()
@@ -137,37 +169,48 @@ class _Sender:
             self._abort()
             raise
         except OSError:
-            self._closed_by_peer()
+            raise _Broken() from None
         self.sent += rows
 
     def finish(self) -> None:
         """Signal the end of data and wait until the task has read it all (it closes then)."""
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            data = self.sock.recv(4096)
+            while True:
+                data = self.sock.recv(4096)
+                if not data:
+                    return
+                self._replies(data)
         except TimeoutError:
             raise UserError("feed_unread", exit_code=1, address=self.address, sent=self.sent,
                             seconds=self.stall) from None
         except OSError:
-            self._closed_by_peer()
-        if data:
-            self._answered(data)
+            raise _Broken() from None
 
     def _check_reply(self) -> None:
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if not readable:
-            return
-        try:
-            data = self.sock.recv(4096)
-        except OSError:
-            self._closed_by_peer()
-        if not data:
-            self._closed_by_peer()
-        self._answered(data)
+        while select.select([self.sock], [], [], 0)[0]:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                raise _Broken() from None
+            if not data:
+                raise _Broken()
+            self._replies(data)
+
+    def _replies(self, data: bytes) -> None:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"ack ") and line[4:].isdigit():
+                self.acked = int(line[4:])
+            else:
+                self._answered(line)
 
     def _answered(self, data: bytes) -> None:
-        """Something wrote back: the dporch API (a JSON error per line), or another service."""
+        """Something else wrote back: the dporch API (a JSON error per line), or another service."""
         first = data.split(b"\n", 1)[0]
+        if first.startswith(b"error "):
+            raise UserError("feed_refused", address=self.address, reply=first[6:].decode("utf-8", "replace"))
         try:
             msg = json.loads(first)
         except ValueError:
@@ -176,39 +219,63 @@ class _Sender:
             raise UserError("feed_answered_api", address=self.address, reply=str(msg.get("message", msg))[:160])
         raise UserError("feed_answered_other", address=self.address, reply=repr(first[:60]))
 
-    def _closed_by_peer(self) -> None:
-        raise UserError("feed_closed", exit_code=1, address=self.address, sent=self.sent, total=self.total)
-
     def _abort(self) -> None:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+def _connect(address: tuple[str, int], stall: float, retry_for: float) -> socket.socket:
+    """A connection, retried for ``retry_for`` seconds (a restarting server)."""
+    end = time.monotonic() + retry_for
+    while True:
+        try:
+            return socket.create_connection(address, timeout=stall)
+        except OSError as exc:
+            if time.monotonic() >= end:
+                raise UserError("feed_cannot_connect", address=f"{address[0]}:{address[1]}",
+                                reason=exc.strerror or str(exc)) from None
+            time.sleep(0.2)
+
+
 def feed(host: str, port: int, header: str, rows: list[str], *, rate: float = 0.0, repeat: int = 1,
-         stall: float = 10.0) -> FeedResult:
+         stall: float = 10.0, stream: str | None = None) -> FeedResult:
     """Send ``header`` then ``rows`` ``repeat`` times at ``rate`` rows/s (0: at once); raise
-    :class:`UserError` unless the task read every row."""
+    :class:`UserError` unless the task read every row. With ``stream``: resume where the
+    durable input says, reconnecting after a broken connection, until every row is acknowledged."""
     address = f"{host}:{port}"
-    try:
-        sock = socket.create_connection((host, port), timeout=stall)
-    except OSError as exc:
-        raise UserError("feed_cannot_connect", address=address, reason=exc.strerror or str(exc)) from None
+    total = len(rows) * repeat
     block = 100 if rate <= 0 else max(1, int(rate / 100))
     start = time.monotonic()
-    with sock:
-        sender = _Sender(sock, address, len(rows) * repeat, stall)
-        try:
-            if header:
-                sender.send(header.encode(), 0)
-            for _ in range(repeat):
-                for i in range(0, len(rows), block):
-                    chunk = rows[i: i + block]
-                    sender.send("".join(chunk).encode(), len(chunk))
+    done = 0  # records the task has (a stream), or that were sent
+    reconnects = 0
+    while True:
+        sock = _connect((host, port), stall, stall if stream and reconnects else 0)
+        with sock:
+            sender = _Sender(sock, address, total, stall)
+            try:
+                done = sender.open_stream(stream) if stream else 0
+                sender.sent = done
+                if header:
+                    sender.send(header.encode(), 0)
+                i = done
+                while i < total:
+                    n = min(block, total - i, len(rows) - i % len(rows))
+                    sender.send("".join(rows[i % len(rows): i % len(rows) + n]).encode(), n)
+                    i += n
                     if rate > 0:
-                        ahead = sender.sent / rate - (time.monotonic() - start)
+                        ahead = (sender.sent - done) / rate - (time.monotonic() - start)
                         if ahead > 0:
                             time.sleep(ahead)
-            sender.finish()
-        except KeyboardInterrupt:
-            raise UserError("feed_interrupted", exit_code=130, address=address, sent=sender.sent,
-                            total=sender.total) from None
-    return FeedResult(sender.sent, time.monotonic() - start)
+                sender.finish()
+            except _Broken:
+                if not stream:
+                    raise UserError("feed_closed", exit_code=1, address=address, sent=sender.sent,
+                                    total=total) from None
+                reconnects += 1
+                continue
+            except KeyboardInterrupt:
+                raise UserError("feed_interrupted", exit_code=130, address=address, sent=sender.sent,
+                                total=total) from None
+        if stream and sender.acked < total:
+            reconnects += 1  # closed before the last acknowledgement: ask where it stands
+            continue
+        return FeedResult(total if stream else sender.sent, time.monotonic() - start, reconnects)

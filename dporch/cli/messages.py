@@ -141,6 +141,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "feed_closed": {"zh": "{address} 的任务在 {sent:,} / {total:,} 行后关闭了连接 (已停止或删除?)",
                     "en": "the task at {address} closed the connection after {sent:,} of {total:,} rows "
                           "(stopped or deleted?)"},
+    "feed_not_durable": {"zh": "{address} 没有回答 #stream: 只有持久化输入 (input.durable = true) 支持 --stream",
+                         "en": "{address} did not answer #stream: only a durable input (input.durable = true) "
+                               "takes --stream"},
+    "feed_refused": {"zh": "{address} 拒绝了连接: {reply}", "en": "{address} refused the connection: {reply}"},
+    "feed_reconnected": {"zh": "连接中断 {count} 次, 每次从任务已有的位置继续", "en":
+                         "the connection broke {count} time(s); each time the feed went on from where the task stood"},
     "feed_interrupted": {"zh": "已中断: 已发送 {sent:,} / {total:,} 行到 {address}",
                          "en": "interrupted: sent {sent:,} of {total:,} rows to {address}"},
     # -- the interactive client ----------------------------------------------------------------------

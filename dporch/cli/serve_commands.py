@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
                                                   "input (skipped when no API answers; default 127.0.0.1:8888)."),
         token: Optional[str] = typer.Option(None, "--token", envvar="DPORCH_TOKEN",
                                             help="API token, if the server needs one."),
+        stream: Optional[str] = typer.Option(None, "--stream", metavar="NAME",
+                                             help="Exactly once into a durable input: resume where the task stands, "
+                                                  "reconnect when the connection breaks."),
     ) -> None:
         """Replay FILE into a task's TCP input at a given rate, and check that the task read it all
         (exit 1 if it does not read, e.g. when paused; exit 2 if PORT is not a task's input)."""
@@ -65,9 +68,11 @@ def register(app: typer.Typer) -> None:
         try:
             header, rows = load_lines(file)
             check_target(host, port, server, token, msgs)
-            result = send(host, port, header, rows, rate=rate, repeat=repeat, stall=timeout)
+            result = send(host, port, header, rows, rate=rate, repeat=repeat, stall=timeout, stream=stream)
         except UserError as exc:
             typer.echo(f"{msgs('error')}: {exc.render(msgs)}", err=True)
             raise typer.Exit(exc.exit_code) from None
         rate_done = result.sent / result.seconds if result.seconds else 0.0
         typer.echo(msgs("feed_done", sent=result.sent, seconds=result.seconds, rate=rate_done), err=True)
+        if result.reconnects:
+            typer.echo(msgs("feed_reconnected", count=result.reconnects), err=True)

@@ -191,6 +191,38 @@ def test_feed_into_a_running_task_confirms_every_row_was_read(server, tmp_path):
         wait_for(lambda: c.get_task("t-feed")["stats"]["processed_count"] == 300)
 
 
+def test_feed_stream_into_a_durable_input_is_exactly_once(server, tmp_path):
+    """A durable input acknowledges what it logged; a named stream resumes where the task
+    stands, so feeding the same file twice sends nothing the second time."""
+    port = free_port()
+    srv = f"127.0.0.1:{server.port}"
+    (tmp_path / "seq.dp").write_text(SEQ_SCRIPT)
+    toml = seq_task_toml("t-durable", "seq.dp", f'type = "tcp"\nport = {port}\ndurable = true', "out")
+    r = dporch("tasks", "create", str(_write(tmp_path / "d.toml", toml)), "--start", "--server", srv)
+    assert r.exit_code == 0, r.output
+    data = _write(tmp_path / "rows.csv", rows_csv(300))
+    for _ in range(2):
+        r = dporch("--lang", "en", "feed", str(data), "--port", str(port), "--stream", "day-1", "--server", srv)
+        assert r.exit_code == 0, r.output
+        assert r.stderr.startswith("sent 300 rows in ")
+    r = dporch("--lang", "en", "feed", str(data), "--port", str(port), "--server", srv)  # no stream: acks are fine
+    assert r.exit_code == 0, r.output
+    with Client("127.0.0.1", server.port) as c:
+        wait_for(lambda: c.get_task("t-durable")["stats"]["processed_count"] == 600)
+        time.sleep(0.3)
+        assert c.get_task("t-durable")["stats"]["processed_count"] == 600
+
+
+def test_feed_stream_needs_a_durable_input(server, tmp_path):
+    port = running_task(server, tmp_path, "t-plain")
+    r = dporch("--lang", "en", "feed", str(_write(tmp_path / "r.csv", rows_csv(3))), "--port", str(port),
+               "--stream", "s", "--server", f"127.0.0.1:{server.port}", "--timeout", "1")
+    no_traceback(r)
+    assert r.exit_code == 2
+    assert r.stderr == (f"error: 127.0.0.1:{port} did not answer #stream: only a durable input "
+                        "(input.durable = true) takes --stream\n")
+
+
 def test_feed_refuses_a_paused_task_before_sending(server, tmp_path):
     port = running_task(server, tmp_path, "t-paused")
     srv = f"127.0.0.1:{server.port}"

@@ -4,12 +4,12 @@ comes back as it was, and outputs equal those of a run that was never interrupte
 from __future__ import annotations
 
 import csv
-import socket
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from .conftest import DaskProcesses, Serve, free_port, wait_for
+from .conftest import ENV, DaskProcesses, Serve, free_port, wait_for
 from .test_worker_loss import HEADER, SCRIPT, expected, read_split, ticks
 
 
@@ -93,56 +93,6 @@ def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: Dask
             serve.kill()
 
 
-class StreamSender:
-    """A durable TCP sender: names its stream, reads acks, and after a broken connection
-    reconnects and goes on from the record the server says it has (exactly once)."""
-
-    def __init__(self, port: int, lines: list[str], name: str, rate: float):
-        self.port, self.lines, self.name, self.rate = port, lines, name, rate
-        self.acked = 0
-        self.reconnects = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _connect(self) -> tuple[socket.socket, int]:
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-                sock.sendall(f"#stream {self.name}\n".encode())
-                f = sock.makefile("rb")
-                reply = f.readline().decode()
-                assert reply.startswith("resume "), reply
-                threading.Thread(target=self._acks, args=(f,), daemon=True).start()
-                return sock, int(reply.split()[1])
-            except OSError:
-                time.sleep(0.1)
-
-    def _acks(self, f) -> None:
-        try:
-            for line in f:
-                if line.startswith(b"ack "):
-                    self.acked = max(self.acked, int(line.split()[1]))
-        except OSError:
-            pass
-
-    def _run(self) -> None:
-        sock, start = self._connect()
-        while True:
-            try:
-                sock.sendall(HEADER.encode())
-                for i in range(start, len(self.lines), 100):
-                    sock.sendall("".join(self.lines[i:i + 100]).encode())
-                    time.sleep(100 / self.rate)
-                break
-            except OSError:
-                self.reconnects += 1
-                sock, start = self._connect()
-        deadline = time.monotonic() + 60
-        while self.acked < len(self.lines) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sock.close()
-
-
 def test_durable_tcp_task_killed_loses_and_repeats_nothing(dask_procs: DaskProcesses, tmp_path: Path):
     dask_procs.add_worker("w1")
     dask_procs.add_worker("w2")
@@ -152,15 +102,22 @@ def test_durable_tcp_task_killed_loses_and_repeats_nothing(dask_procs: DaskProce
     config = tmp_path / "tasks.toml"
     config.write_text(toml_task("ticks", f'type = "tcp"\nport = {port}\ndurable = true',
                                 f'type = "file"\nmode = "split"\npath = "{tmp_path}/out/{{stock_code}}.csv"'))
+    data = tmp_path / "ticks.csv"
+    data.write_text(HEADER + "".join(lines))
     serve = Serve(tmp_path, dask_procs.address, config, tmp_path / "state").start()
     try:
-        sender = StreamSender(port, lines, "feed-1", rate=10_000)
+        # the real sender: dporch feed with a named stream (resumes after reconnecting)
+        feeder = subprocess.Popen([sys.executable, "-m", "dporch.cli", "feed", str(data), "--port", str(port),
+                                   "--stream", "feed-1", "--rate", "10000", "--timeout", "30",
+                                   "--server", f"127.0.0.1:{serve.port}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         wait_for(lambda: serve.task("ticks")["stats"]["processed_count"] >= 8000, what="8k rows processed")
         serve.kill()
         time.sleep(0.5)
         serve.start()
-        sender.thread.join(120)
-        assert sender.reconnects >= 1 and sender.acked == len(lines)
+        _, err = feeder.communicate(timeout=120)
+        assert feeder.returncode == 0, err
+        assert f"sent {len(lines):,} rows" in err and "the connection broke" in err
         wait_for(lambda: serve.task("ticks")["stats"]["processed_count"] == len(lines), timeout=60,
                  what="every row processed")
         serve.stop()
