@@ -81,6 +81,8 @@ class _Compiler:
             raise Unsupported("the column form needs INPUT columns typed number, string or bool")
         if s.imports:
             raise Unsupported("packages are run in the row form")
+        if not s.outputs:
+            raise Unsupported("no OUTPUT columns (each emitted row is an empty line)")
         self.inputs = set(s.input_names)
         self.outputs = s.output_names
         assigned = assigned_names(s.body) + assigned_names(s.error_block or [])
@@ -181,16 +183,19 @@ class _Compiler:
             parts = [self.expr(x) for x in v.elems]
         else:  # a scalar return fills the first column (§9.3)
             parts = [self.expr(v)]
+        # A scalar that is null drops the row, like `return null` (§9.3).
+        scalar = parts is not None and not isinstance(v, A.ArrayLit)
 
         def ret(frame: Frame, st: dict) -> None:
             active = st["active"]
             if parts is not None:
                 cols = [p(frame, active) for p in parts]
-                cols += [null_num(frame.n)] * (n_out - len(cols))
+                emit = active if not scalar or cols[0].null is None else active & ~cols[0].null
+                cols = (cols + [null_num(frame.n)] * (n_out - len(cols)))[:n_out]
                 outs = st["outputs"]
                 for j, c in enumerate(cols):
                     outs[j] = c if outs[j] is None else merge(active, c, outs[j])
-                st["emitted"] |= active
+                st["emitted"] |= emit
             st["active"] = np.zeros(frame.n, dtype=bool)
         return ret
 
