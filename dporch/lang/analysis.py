@@ -21,6 +21,9 @@ SERIES_FUNCS = ("ref", "offset", "past", "window")
 SPECIAL_FUNCS = frozenset(SERIES_FUNCS) | frozenset(INDICATORS) | {"POSITION"}
 
 UNBOUNDED = None  # lookback value meaning "keep everything"
+#: Offsets further back than this are never in any stream's history (always null), so they
+#: need no buffer (a deque that long cannot even be created).
+MAX_OFFSET = 2**40
 
 
 def const_value(e: A.Expr | None) -> float | None:
@@ -88,7 +91,7 @@ def _ts_access(node: A.Expr, t: Tracking) -> None:
         if k is None:
             t.need(name, UNBOUNDED)
             t.lookahead = True
-        elif k < 0:
+        elif 0 < -k <= MAX_OFFSET:
             t.need(name, -k)
         elif k > 0:
             t.lookahead = True
@@ -97,7 +100,7 @@ def _ts_access(node: A.Expr, t: Tracking) -> None:
     b = -1 if node.end is None else const_int(node.end)
     if node.zero_alias or node.start is None or (node.start is not None and a is None):
         t.need(name, UNBOUNDED)
-    elif a < 0:
+    elif 0 < -a <= MAX_OFFSET:
         t.need(name, -a)
     if b is None or b > 0:
         t.lookahead = True
@@ -113,7 +116,8 @@ def _series_func(call: A.Call, t: Tracking) -> None:
     if name is None:
         return
     n = const_int(call.args[1]) if len(call.args) > 1 else None
-    t.need(name, UNBOUNDED if n is None else abs(n))
+    if n is None or abs(n) <= MAX_OFFSET:
+        t.need(name, UNBOUNDED if n is None else abs(n))
 
 
 def _visit(nodes, t: Tracking, param_uses: dict[tuple[str, str], list[ParamUse]]) -> None:

@@ -24,7 +24,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from .values import number_to_decimal
+from .values import decimal_in_range, decimal_range_error, number_to_decimal
 
 __all__ = [
     "TYPE_NAMES",
@@ -106,12 +106,10 @@ def _to_decimal(text: str) -> Any:
         except (InvalidOperation, ValueError):
             d = None
         if d is not None and d.is_finite():
-            # Bound the exponent (decimal128's range) so "1e999999999" cannot expand into a
-            # gigabyte of digits when written out.
-            if ("e" not in text and "E" not in text) or (
-                d.adjusted() <= 6144 and d.as_tuple().exponent >= -6176
-            ):
-                return d
+            # Bounded exponents, so "1e999999999" cannot expand into a gigabyte of digits.
+            if not decimal_in_range(d):
+                raise CellError(decimal_range_error(repr(text)))
+            return d
     raise CellError(f"not a decimal: {text!r}")
 
 
@@ -294,9 +292,14 @@ def json_cell(value: Any, type_name: str | None) -> Any:
         if t is Decimal:
             if not value.is_finite():
                 raise CellError(f"not a decimal: {value}")
+            if not decimal_in_range(value):
+                raise CellError(decimal_range_error(str(value)))
             return value
         if t is int:
-            return Decimal(value)
+            d = Decimal(value)
+            if not decimal_in_range(d):
+                raise CellError(decimal_range_error(str(value)))
+            return d
         if t is float:
             if value != value or value in (float("inf"), float("-inf")):
                 raise CellError(f"not a decimal: {value!r}")

@@ -7,14 +7,18 @@ used twice are bound once with ``:=`` temps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from . import ast as A
 from .analysis import SERIES_FUNCS, const_value
 from .builtins import BUILTINS
+from .errors import DPLangError
+from .indicator_calls import make_state
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NUM, KindOf
+from .rt import MAX_SLICE
 from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
 from .values import FunctionValue
 
@@ -51,6 +55,16 @@ def _is_float_literal(code: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def float_code(x: float) -> str:
+    """Python source for a number: ``repr`` except for the infinities a literal can overflow to
+    (``1e999``), whose repr ``inf`` is not a Python literal."""
+    if x != x:
+        return "(1e999 - 1e999)"
+    if x in (math.inf, -math.inf):
+        return "1e999" if x > 0 else "-1e999"
+    return repr(x)
 
 
 def _tuple(items: list[str]) -> str:
@@ -138,7 +152,7 @@ class ExprGen:
         return getattr(self, "x_" + type(e).__name__)(e)
 
     def x_Num(self, e: A.Num) -> str:
-        return repr(e.value)
+        return float_code(e.value)
 
     def x_Str(self, e: A.Str) -> str:
         return repr(e.value)
@@ -170,7 +184,7 @@ class ExprGen:
         code = self.expr(e.operand)
         if e.op == "-":
             if _is_float_literal(code):
-                return repr(-float(code))
+                return float_code(-float(code))
             if k <= {NUM}:
                 return f"(-{code})"
             first, later = self.bind(code)
@@ -341,6 +355,8 @@ class ExprGen:
         first, cur = self.bind(cur_code) if may_array else (cur_code, cur_code)
         buf, col = self.buffer(name), self.ahead_col(name)
         k = const_value(e.index)
+        if k is not None and not math.isfinite(k):
+            k = None  # x[1e999]: the runtime TypeError of a non-finite offset
         head = ""
         if k is not None:
             ki = int(k)
@@ -370,6 +386,8 @@ class ExprGen:
         s = "None" if e.start is None else self.expr(e.start)
         t = "None" if e.end is None else self.expr(e.end)
         ka, kb = const_value(e.start), const_value(e.end)
+        ka = ka if ka is not None and math.isfinite(ka) else None
+        kb = kb if kb is not None and math.isfinite(kb) else None
         if e.zero_alias:
             a, b = "None", "0"
         else:
@@ -377,6 +395,14 @@ class ExprGen:
                 str(int(ka)) if ka is not None else f"_index_number({s}, 'slice offset')")
             b = "-1" if e.end is None else (
                 str(int(kb)) if kb is not None else f"_index_number({t}, 'slice offset')")
+        too_large = a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and \
+            int(b) - int(a) + 1 > MAX_SLICE
+        if too_large:  # an error when the time-series slice is evaluated, as for computed bounds
+            series = f"_slice_too_large({a}, {b})"
+            if cur == "None":
+                return series
+            return (f"(_array_slice({cur}, {s if e.start is not None else '_OMIT'}, "
+                    f"{t if e.end is not None else '_OMIT'}) if type({first}) is list else {series})")
         if a.lstrip("-").isdigit() and int(a) < 0 and b in ("0", "-1") and buf.isidentifier() \
                 and buf != "None":
             series = self._tail_slice(e.base.id, buf, -int(a), cur if b == "0" else None)
@@ -517,6 +543,11 @@ class ExprGen:
         if any(s is None for s in sources):
             return f"_ind_values({e.name!r}, {_tuple(currents)}, {ptuple})"
         static = [const_value(p) for p in params]
+        if all(v is not None for v in static):
+            try:
+                make_state(e.name, tuple(static))
+            except DPLangError as exc:  # e.g. MA(x, 0): an error when (and only if) evaluated
+                return f"_ind_invalid({exc.message!r}, {_tuple(currents)})"
         root = self.env.root
         if (isinstance(root, RowEnv) and all(s == repr(a.id) for s, a in zip(sources, series))
                 and all(v is not None for v in static)):

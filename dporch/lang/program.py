@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from decimal import DecimalException
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,13 @@ from .analysis import Tracking, package_param_uses, track_script
 from .checker import check
 from .errors import (ArgumentMismatch, CheckError, Diagnostic, DPLangError, DPRuntimeError,
                      DPTypeError, InputError, ScriptExit, UndefinedFunction, UndefinedVariable)
-from .indicator_calls import any_list, dynamic_call, num, numc, nums, values_call
+from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
 from .packages import load_imports
 from .parser import parse
 from .scopes import Names, PackageInfo
 from .stmtgen import Emitter, generate_package, generate_step
 from .stream import Stream, StreamLayout
-from .values import Lambda, display, ieee_fmod
+from .values import DEC_EMAX, Lambda, display, ieee_fmod
 
 __all__ = ["Program", "Bound", "compile_program", "locate_error"]
 
@@ -85,11 +86,11 @@ _RUNTIME: dict[str, Any] = {
     "_undefined_fn": _undefined_fn, "_Lambda": Lambda, "_call_value": rt.call_value,
     "_pipe_value": rt.pipe_value, "_call_checked": _call_checked, "_display": display,
     "_spread": rt.spread, "_array_index": rt.array_index, "_array_slice": rt.array_slice, "_OMIT": rt.OMIT,
-    "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
+    "_slice_too_large": rt.slice_too_large, "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
     "_index_number": rt.index_number, "_destructure": rt.destructure,
     "_result_row": rt.result_row, "_apply_precision": rt.apply_precision,
     "_series_func": rt.series_func, "_series_outside": _series_outside,
-    "_ind_values": values_call, "_ind_call": dynamic_call, "_any_list": any_list, "_num": num,
+    "_ind_values": values_call, "_ind_call": dynamic_call, "_ind_invalid": invalid_call, "_any_list": any_list, "_num": num,
     "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": ieee_fmod,
     "_ScriptExit": ScriptExit, "_arity_error": _arity_error, "_call_pkg": _call_pkg,
 }
@@ -106,6 +107,9 @@ def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None)
         err = UndefinedVariable(f"undefined variable: {_demangle(m.group(1)) if m else '?'}")
     elif isinstance(exc, RecursionError):
         err = DPTypeError("recursion too deep (a lambda calls itself without end?)")
+    elif isinstance(exc, DecimalException):
+        err = DPTypeError(f"decimal result out of range ({type(exc).__name__}: decimals have at "
+                          f"most 28 significant digits and exponents up to {DEC_EMAX})")
     elif isinstance(exc, TypeError) and "positional argument" in str(exc):
         err = ArgumentMismatch(f"wrong number of arguments: {exc}")
     else:

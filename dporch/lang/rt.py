@@ -10,8 +10,11 @@ from typing import Any, Sequence
 from .errors import ArgumentMismatch, DPTypeError
 from .values import Lambda, nested_display
 
+#: Most values a time-series slice may hold (the bound of Array()/Range(), §13.2).
+MAX_SLICE = 50_000_000
+
 __all__ = [
-    "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
+    "MAX_SLICE", "slice_too_large", "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
     "hist_slice", "series_func", "spread",
     "call_value", "pipe_value", "destructure", "result_row", "apply_precision", "ErrorRecord",
 ]
@@ -90,25 +93,38 @@ def ts_at(buf: Sequence[Any] | None, k: int, current: Any, S: Any, col: int | No
     return ahead(S, col, k)
 
 
+def slice_too_large(a: int, b: int) -> Any:
+    """A time-series slice longer than :data:`MAX_SLICE` values (§8.4 gives b − a + 1)."""
+    raise DPTypeError(f"slice too large: offsets {a} to {b} give {b - a + 1} values "
+                      f"(at most {MAX_SLICE}); use a shorter window")
+
+
 def hist_slice(buf: Sequence[Any] | None, a: int | None, b: int, current: Any, S: Any,
                col: int | None) -> list:
     """Inclusive row-offset slice ``n[a:b]`` (§8.4), oldest first. ``buf`` holds the retained
     past records (newest last); ``a is None`` means "from the first retained row"."""
     n = len(buf) if buf is not None else 0
     if a is None:
-        a = -n
+        a = -n  # what is retained: bounded by the data, not by MAX_SLICE
+    elif b - a + 1 > MAX_SLICE:
+        slice_too_large(a, b)
     if a > b:
         return []
     if b == -1 and buf is not None and -a <= n:
         return buf[a:] if type(buf) is list else list(islice(buf, n + a, n))
-    out = []
-    for k in range(a, b + 1):
-        if k < 0:
-            out.append(buf[k] if buf is not None and -k <= n else None)
-        elif k == 0:
-            out.append(current)
-        else:
-            out.append(ahead(S, col, k))
+    out: list = []
+    if a < 0:
+        hi = min(b, -1)  # the last past offset in the slice
+        # Offsets a .. -n-1 lie before the retained records: nulls; -n .. hi are records.
+        out = [None] * max(0, min(hi, -n - 1) - a + 1)
+        lo = max(a, -n)
+        if lo <= hi:
+            out += buf[n + lo:n + hi + 1] if type(buf) is list else \
+                list(islice(buf, n + lo, n + hi + 1))  # type: ignore[arg-type]
+    if a <= 0 <= b:
+        out.append(current)
+    for k in range(max(a, 1), b + 1):
+        out.append(ahead(S, col, k))
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import ast as A
 from .analysis import assigned_names, const_value
+from .errors import DPLangError
 from .indicators import INDICATORS
 from .program import Program
 from .vector_values import (Bool, Col, Num, Str, Unsupported, arith, compare, const, equal, merge,
@@ -28,6 +29,7 @@ __all__ = ["Frame", "ColumnProgram", "compile_columns", "explain"]
 _SIGNALS = {"BUY": "买入", "SELL": "卖出", "CLOSE": "卖出"}
 _HOLD = "持有"
 _AGGREGATES = ("sum", "mean", "max", "min")
+_MAX_WINDOW = 256  # widest slice an aggregate evaluates as shifted columns
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Frame:
     def shift(self, c: Col, k: int) -> Col:
         """Row ``i`` gets row ``i + k`` of the same group, else null."""
         n = self.n
+        k = max(-n, min(n, k))  # a shift of n or more rows is null everywhere (and fits int64)
         valid = self.pos >= -k if k < 0 else self.pos + k < self.size
         idx = np.clip(np.arange(n) + k, 0, max(n - 1, 0))
         out = c.take(idx)
@@ -319,7 +322,7 @@ class _Compiler:
         if not isinstance(e.base, A.Name):
             raise Unsupported("indexing an array")
         k = const_value(e.index)
-        if k is None:
+        if k is None or not np.isfinite(k):
             raise Unsupported("a computed time-series offset")
         name, ki = e.base.id, int(k)
         if ki == 0:
@@ -402,9 +405,11 @@ class _Compiler:
             if not isinstance(sl.base, A.Name) or sl.zero_alias or sl.start is None:
                 raise Unsupported(f"{fn} over this slice")
             a, b = const_value(sl.start), (-1.0 if sl.end is None else const_value(sl.end))
-            if a is None or b is None:
+            if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
                 raise Unsupported(f"{fn} over a slice with computed bounds")
             ia, ib = int(a), int(b)
+            if ib - ia + 1 > _MAX_WINDOW:
+                raise Unsupported(f"{fn} over more than {_MAX_WINDOW} rows (one column per row)")
             name = sl.base.id
             if ib > 0 and (name not in self.inputs or name in self.assigned):
                 raise Unsupported("look-ahead slices of variables")
@@ -449,8 +454,16 @@ class _Compiler:
             self._need_final(nm)
             if nm in self.inputs and nm in self.assigned:
                 raise Unsupported(f"{e.name} of the reassigned input {nm}")
-        converted = convert_params(info, tuple(values))
-        info.state_class(*converted)  # parameter errors (period < 1) go to the row form
+        try:
+            converted = convert_params(info, tuple(values))
+            info.state_class(*converted)
+        except DPLangError:  # MA(x, 0): an error only on rows that evaluate the call
+            def invalid(f: Frame, active: np.ndarray) -> list[Col]:
+                if active.any():
+                    raise Unsupported(f"{e.name} with invalid parameters (the row form reports it)")
+                return [null_num(f.n)] * outputs
+            return invalid
+
         def run(f: Frame, active: np.ndarray) -> list[Col]:
             cols = [self._series(f, nm) for nm in names]
             for c in cols:

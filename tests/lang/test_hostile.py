@@ -19,13 +19,14 @@ class Run:
     code: int
     out: str
     err: str
+    script: str
 
 
 def _invoke(args: list[str]) -> Run:
     r = runner.invoke(app, args)
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise r.exception  # a Python traceback escaped: the test fails with it
-    return Run(r.exit_code, r.stdout, r.stderr)
+    return Run(r.exit_code, r.stdout, r.stderr, args[-2] if args[0] == "run" else args[1])
 
 
 def forms(tmp_path: Path, script: str, data: str | bytes, *, daemon_args: tuple[str, ...] = ()) -> dict[str, Run]:
@@ -66,3 +67,114 @@ def test_a_null_scalar_return_drops_the_row(tmp_path):
 def test_no_output_columns_write_one_empty_line_per_row(tmp_path):
     runs = forms(tmp_path, "-- INPUT x:number --\nreturn x[-1]\n", "x\n1\n2\n3\n")
     same_output(runs, "\n\n\n")
+
+
+def failed(runs: dict[str, Run], out: str, message: str) -> None:
+    """Batch forms abort with exit 1 after the rows before the failing one; ``message`` is the
+    first line of the error report ({} stands for the script path)."""
+    for form in ("column", "row"):
+        r = runs[form]
+        assert (form, r.code, r.out) == (form, 1, out), r.err
+        kind, _, text = message.format(r.script).partition(" at ")
+        first = r.err.splitlines()[0]
+        assert first.startswith(kind + " at ") and first.endswith(text.partition(": ")[2]), (form, r.err)
+
+
+# -- 2. number literals, ^, invalid indicator parameters ---------------------------------------
+
+def test_overflowing_literals_are_infinite(tmp_path):
+    big = "9" * 400
+    runs = forms(tmp_path, f"-- INPUT x:number --\n-- OUTPUT a, b, c --\nreturn [1e999, {big}, -1e999 * x]\n",
+                 "x\n1\n")
+    same_output(runs, "a,b,c\ninf,inf,-inf\n")
+
+
+def test_power_of_a_negative_base_with_a_fraction_is_nan(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT a, b, c, d --\n"
+                           "return [x ^ 1000.5, x ^ 1001, 2.5 ^ x, (-x) ^ 0.5]\n",
+                 "x\n-3\n2.5\n")
+    same_output(runs, "a,b,c,d\nNaN,-inf,0.064,1.7320508075688772\n"
+                      "inf,inf,9.882117688026186,NaN\n")
+
+
+def test_ieee_pow_matches_c99_on_special_values():
+    import itertools
+    import math
+
+    from dporch.lang.values import ieee_pow
+    special = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1000.5, 1001.0, -1001.0,
+               1e308, -1e308, math.inf, -math.inf, math.nan]
+    for x, y in itertools.product(special, special):
+        try:
+            want = math.pow(x, y)
+        except (ValueError, OverflowError):
+            continue  # the cases ieee_pow decides itself, checked below
+        got = ieee_pow(x, y)
+        assert (got == want and math.copysign(1, got) == math.copysign(1, want)) or \
+            (got != got and want != want), (x, y)
+    assert math.isnan(ieee_pow(-3.0, 1000.5)) and math.isnan(ieee_pow(-2.0, 0.5))
+    assert ieee_pow(-2.0, 2001.0) == -math.inf and ieee_pow(2.0, 2000.0) == math.inf
+    assert ieee_pow(-0.0, -1.0) == -math.inf and ieee_pow(0.0, -2.0) == math.inf
+
+
+def test_invalid_indicator_period_in_a_branch_never_taken(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nif x > 100:\n    return [MA(x, 0)]\nreturn [x]\n",
+                 "x\n1\n2\n")
+    same_output(runs, "r\n1\n2\n")
+
+
+def test_invalid_indicator_period_is_a_type_error_where_evaluated(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nif x > 1:\n    return [MA(x, 0)]\nreturn [x]\n",
+                 "x\n1\n2\n3\n")
+    failed(runs, "r\n1\n", "TypeError at {}:4:13 (row 1, input line 3): MA period must be ≥ 1, got 0")
+    d = runs["daemon"]
+    assert d.code == 0 and d.out == "r\n1\n"
+    assert "MA period must be ≥ 1, got 0" in d.err and "errors 2" in d.err
+
+
+# -- 5. huge offsets, slices and decimals -------------------------------------------------------
+
+def test_offsets_beyond_any_history_are_null(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT a, b, c --\n"
+                           "return [x[-1e19], x[1e19], length(x[-1e15:-1e15])]\n", "x\n1\n2\n")
+    same_output(runs, "a,b,c\n,,1\n,,1\n")
+
+
+def test_a_non_finite_offset_is_a_type_error(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT a --\nreturn [x[1e999]]\n", "x\n1\n")
+    failed(runs, "a\n", "TypeError at {}:3:10 (row 0, input line 2): offset must be a finite number, got inf")
+
+
+def test_a_slice_is_bounded_like_array_and_range(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT a --\nreturn [length(x[-1e9:0])]\n", "x\n1\n")
+    failed(runs, "a\n", "TypeError at {}:3:17 (row 0, input line 2): slice too large: offsets "
+                        "-1000000000 to 0 give 1000000001 values (at most 50000000); use a shorter window")
+    assert "slice too large" in runs["daemon"].err
+
+
+def test_decimal_exponents_are_bounded(tmp_path):
+    runs = forms(tmp_path, '-- INPUT x:number --\n-- OUTPUT a --\nreturn [decimal("1e999999999") + x]\n', "x\n1\n")
+    failed(runs, "a\n", 'TypeError at {}:3:9 (row 0, input line 2): cannot convert to decimal: decimal out '
+                        'of range: "1e999999999" (decimals have at most 28 significant digits and '
+                        'exponents from -6176 to 6144)')
+
+
+def test_hist_slice_equals_the_definition():
+    from collections import deque
+
+    from dporch.lang.rt import hist_slice
+
+    class Stream:
+        def ahead(self, col, k):
+            return ("ahead", k)
+
+    def reference(buf, a, b):
+        n = len(buf) if buf is not None else 0
+        a = -n if a is None else a
+        return [(buf[k] if buf is not None and -k <= n else None) if k < 0 else
+                "cur" if k == 0 else ("ahead", k) for k in range(a, b + 1)]
+
+    for buf in (None, [], [1], [1, 2, 3], deque([1, 2, 3, 4], maxlen=4)):
+        for a in [None, *range(-7, 4)]:
+            for b in range(-7, 4):
+                assert hist_slice(buf, a, b, "cur", Stream(), 0) == reference(buf, a, b), (buf, a, b)
