@@ -72,7 +72,7 @@ def run_batch(program: Program, records: Records, write: Callable[[list], None],
     if program.uses_lookahead or program.uses_total:
         rows = list(typed)
         groups: dict[Any, list] = {}
-        for k, R in rows:
+        for _, k, R in rows:
             groups.setdefault(k, []).append(R)
         for k, group in groups.items():
             streams[k] = bound.new_stream(k, total=len(group), rows=group, position=pos(k))
@@ -96,30 +96,33 @@ def run_batch(program: Program, records: Records, write: Callable[[list], None],
                                        emit_block, warn or (lambda m: None))
         stats.streams = len(streams)
         return stats
-    for i, (k, R) in enumerate(typed):
+    for i, (line_no, k, R) in enumerate(typed):
         S = streams.get(k)
         if S is None:
             S = streams[k] = bound.new_stream(k, position=pos(k))
-        _step(step, S, R, i, part, write, stats)
+        _step(step, S, R, i, part, write, stats, line_no)
     stats.streams = len(streams)
     return stats
 
 
 def _typed_rows(records: Iterable, typer: RowTyper):
+    """(input line, key, R) per readable record."""
     for line_no, rec in records:
         try:
-            yield typer.row(line_no, rec)
+            k, R = typer.row(line_no, rec)
         except BadLine:
             continue  # already reported by the typer (batch mode warns and skips)
+        yield line_no, k, R
 
 
 def _step(step: Callable, S: Any, R: list, i: int, part: str | None, write: Callable[[list], None],
-          stats: BatchStats) -> None:
+          stats: BatchStats, line_no: int | None = None) -> None:
     stats.rows_in += 1
     try:
         out = step(S, R)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a located DPLangError
-        raise locate_error(exc, row=i, key=S.key if part is not None else None) from None
+        raise locate_error(exc, row=i, key=S.key if part is not None else None,
+                           input_line=line_no) from None
     if out is not None:
         stats.rows_out += 1
         write(out)

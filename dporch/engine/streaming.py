@@ -56,10 +56,12 @@ class RowError:
         return asdict(self)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column} " if self.line else ""
-        src = f"input line {self.input_line}, " if self.input_line else ""
-        key = f", key {self.key}" if self.key is not None else ""
-        return f"{self.kind} {where}({src}row {self.row}{key}): {self.message}"
+        """The batch form of a located error (§14.2): ``Kind at FILE:L:C (row R, key K, input
+        line N): message``."""
+        where = f" at {self.file or '<script>'}:{self.line}:{self.column or 1}" if self.line else ""
+        parts = [f"row {self.row}"] + ([f"key {self.key}"] if self.key is not None else []) + \
+            ([f"input line {self.input_line}"] if self.input_line else [])
+        return f"{self.kind}{where} ({', '.join(parts)}): {self.message}"
 
 
 @dataclass

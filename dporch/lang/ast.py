@@ -88,6 +88,7 @@ class Compare(Expr):
 
     ops: list[str]
     operands: list[Expr]
+    op_pos: list[tuple[int, int]] = field(default_factory=list)  # (line, col) of each operator
 
 
 @dataclass(eq=False)

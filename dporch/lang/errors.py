@@ -60,6 +60,7 @@ class DPLangError(Exception):
         row: int | None = None,
         key: Any = None,
         source_line: str | None = None,
+        input_line: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -69,6 +70,7 @@ class DPLangError(Exception):
         self.row = row
         self.key = key
         self.source_line = source_line
+        self.input_line = input_line  # the input's line (1-based) holding the row
 
     @property
     def is_runtime(self) -> bool:
@@ -86,8 +88,13 @@ class DPLangError(Exception):
         if self.line:
             where += f":{self.line}:{self.column or 1}"
         text = f"{self.kind} at {where}"
-        if self.row is not None:
-            text += f" (row {self.row}" + (f", key {self.key}" if self.key is not None else "") + ")"
+        if self.row is not None or self.input_line is not None:
+            parts = [] if self.row is None else [f"row {self.row}"]
+            if self.key is not None:
+                parts.append(f"key {self.key}")
+            if self.input_line is not None:
+                parts.append(f"input line {self.input_line}")
+            text += " (" + ", ".join(parts) + ")"
         return f"{text}: {self.message}"
 
     def format(self) -> str:
@@ -103,6 +110,7 @@ class DPLangError(Exception):
             "column": self.column,
             "row": self.row,
             "key": self.key,
+            "input_line": self.input_line,
         }
 
     def __str__(self) -> str:

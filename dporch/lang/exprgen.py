@@ -18,12 +18,16 @@ from .errors import DPLangError
 from .indicator_calls import make_state
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NUM, KindOf
+from .marks import mark
 from .rt import MAX_SLICE
 from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
 from .values import FunctionValue
 
 __all__ = ["ExprGen", "Site"]
 
+#: Nodes whose code can raise (an operator, a call, an index, a read of an unset variable).
+_MARKED = frozenset(("Binary", "Unary", "Logic", "Call", "Index", "Slice", "Name", "Member",
+                     "ArrayLit"))
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "^": "pow"}
 _CMP = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
@@ -149,7 +153,10 @@ class ExprGen:
 
     # -- dispatch -------------------------------------------------------------------------------
     def expr(self, e: A.Expr) -> str:
-        return getattr(self, "x_" + type(e).__name__)(e)
+        code = getattr(self, "x_" + type(e).__name__)(e)
+        if type(e).__name__ in _MARKED and not (code.isidentifier() or _is_literal(code)):
+            return mark(code, e.line, e.col)  # a runtime error here points at e
+        return code
 
     def x_Num(self, e: A.Num) -> str:
         return float_code(e.value)
@@ -173,7 +180,7 @@ class ExprGen:
 
     def elem(self, x: A.Expr) -> str:
         if isinstance(x, A.Spread):
-            return f"*_spread({self.expr(x.value)})"
+            return "*" + mark(f"_spread({self.expr(x.value)})", x.line, x.col)
         return self.expr(x)
 
     def x_ArrayLit(self, e: A.ArrayLit) -> str:
@@ -257,7 +264,9 @@ class ExprGen:
         parts = []
         for i, op in enumerate(e.ops):
             left = operands[i] if i == 0 else (operands[i][1], operands[i][1])
-            parts.append(self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1]))
+            code = self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1])
+            line, col = e.op_pos[i] if i < len(e.op_pos) else (e.line, e.col)
+            parts.append(code if _is_literal(code) else mark(code, line, col))
         result = parts[0]
         may_array = any(ARR in k for k in kinds)
         for p in parts[1:]:

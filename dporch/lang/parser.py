@@ -346,11 +346,13 @@ class _Parser:
         first = self.add_expr()
         if not self.tok.kind in _CMP_OPS:
             return first
-        ops, operands = [], [first]
+        ops, operands, positions = [], [first], []
         while self.tok.kind in _CMP_OPS:
-            ops.append(self.next().kind)
+            t = self.next()
+            ops.append(t.kind)
+            positions.append((t.line, t.col))
             operands.append(self.add_expr())
-        return A.Compare(first.line, first.col, ops, operands)
+        return A.Compare(first.line, first.col, ops, operands, positions)
 
     def add_expr(self) -> A.Expr:
         left = self.mul_expr()

@@ -17,6 +17,7 @@ from .analysis import Tracking, package_param_uses, track_script
 from .checker import check
 from .errors import (ArgumentMismatch, CheckError, Diagnostic, DPLangError, DPRuntimeError,
                      DPTypeError, InputError, ScriptExit, UndefinedFunction, UndefinedVariable)
+from .marks import innermost, instruction_span
 from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
 from .packages import load_imports
 from .parser import parse
@@ -98,8 +99,10 @@ _RUNTIME: dict[str, Any] = {
 _UNBOUND_RE = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
 
 
-def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None) -> DPLangError:
-    """Turn any exception raised by compiled code into a located DPLangError (§14.2)."""
+def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None,
+                 input_line: int | None = None, statement: bool = False) -> DPLangError:
+    """Turn any exception raised by compiled code into a located DPLangError (§14.2): at the
+    failing operator or call, or with ``statement`` at the start of its statement."""
     if isinstance(exc, DPLangError):
         err = exc
     elif isinstance(exc, NameError):  # UnboundLocalError is a NameError
@@ -116,18 +119,26 @@ def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None)
         err = _InternalError(f"internal error: {type(exc).__name__}: {exc}")
     where = None
     tb = exc.__traceback__
-    while tb is not None:
-        info = _LINEMAPS.get(tb.tb_frame.f_code.co_filename)
+    while tb is not None:  # the innermost frame of generated code with a known position
+        code = tb.tb_frame.f_code
+        info = _LINEMAPS.get(code.co_filename)
         if info is not None:
             pos = info[1][tb.tb_lineno - 1] if 0 < tb.tb_lineno <= len(info[1]) else None
             if pos is not None:
-                where = (info[0], pos, info[2])
+                where = (info, pos, code, tb.tb_lasti, tb.tb_lineno)
         tb = tb.tb_next
     if where is not None and err.line is None:
-        file, (line, col), lines = where
-        err.file, err.line, err.column = file, line, col
-        err.source_line = lines[line - 1] if 0 < line <= len(lines) else None
-    err.located(row=row, key=key)
+        (file, _, lines), pos, code, lasti, lineno = where
+        line, col = pos[0], pos[1]
+        if len(pos) > 2 and not statement:
+            at = instruction_span(code, lasti, lineno)
+            hit = innermost(pos[2], at) if at is not None else None
+            if hit is not None:
+                line, col = hit
+        if line is not None:
+            err.file, err.line, err.column = file, line, col
+            err.source_line = lines[line - 1] if 0 < line <= len(lines) else None
+    err.located(row=row, key=key, input_line=input_line)
     return err
 
 
@@ -139,7 +150,8 @@ def _demangle(py: str) -> str:
 
 
 def _error_record(exc: BaseException) -> rt.ErrorRecord:
-    err = locate_error(exc)
+    """``_error`` for an ERROR block: its line is the failing statement's (§9.5)."""
+    err = locate_error(exc, statement=True)
     return rt.ErrorRecord(err.kind, err.message, err.line)
 
 

@@ -15,6 +15,7 @@ from .analysis import Tracking, assigned_names
 from .exprgen import ExprGen
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NULL, NUM, KindOf, input_kinds, variable_kinds
+from .marks import MARK_OPEN, strip_marks
 from .scopes import Env, FuncEnv, InitEnv, Names, PackageInfo, RowEnv
 
 __all__ = ["Emitter", "generate_step", "generate_package"]
@@ -23,16 +24,25 @@ _RECORD = "\x00RECORD"
 
 
 class Emitter:
-    """Generated lines plus, per line, the DPLang (line, column) it comes from."""
+    """Generated lines plus, per line, the DPLang (line, column) of the statement it comes
+    from and the spans of its marked sub-expressions (see :func:`strip_marks`), as
+    ``(line, column)`` or ``(line, column, spans)``."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.pos: list[tuple[int, int] | None] = []
+        self.pos: list[tuple | None] = []
         self.indent = 0
         self.where: tuple[int, int] | None = None
 
     def emit(self, code: str) -> None:
-        self.lines.append("    " * self.indent + code)
+        text = "    " * self.indent + code
+        if MARK_OPEN in text:
+            text, spans = strip_marks(text)
+            where = self.where or (None, None)
+            self.lines.append(text)
+            self.pos.append((where[0], where[1], spans))
+            return
+        self.lines.append(text)
         self.pos.append(self.where)
 
     def source(self) -> str:

@@ -75,9 +75,7 @@ def failed(runs: dict[str, Run], out: str, message: str) -> None:
     for form in ("column", "row"):
         r = runs[form]
         assert (form, r.code, r.out) == (form, 1, out), r.err
-        kind, _, text = message.format(r.script).partition(" at ")
-        first = r.err.splitlines()[0]
-        assert first.startswith(kind + " at ") and first.endswith(text.partition(": ")[2]), (form, r.err)
+        assert r.err.splitlines()[0] == message.format(r.script), (form, r.err)
 
 
 # -- 2. number literals, ^, invalid indicator parameters ---------------------------------------
@@ -178,3 +176,34 @@ def test_hist_slice_equals_the_definition():
         for a in [None, *range(-7, 4)]:
             for b in range(-7, 4):
                 assert hist_slice(buf, a, b, "cur", Stream(), 0) == reference(buf, a, b), (buf, a, b)
+
+
+# -- 9. messages: where, and how to fix ----------------------------------------------------------
+
+def test_runtime_errors_point_at_the_failing_operator_or_call(tmp_path):
+    script = ("-- INPUT x:number, s:string --\n-- OUTPUT r --\n"
+              "y = x + 1\nr = y * 2 + s / (x - 1) + length(y)\nreturn [r]\n")
+    runs = forms(tmp_path, script, "x,s\n1,a\n")
+    for form in ("column", "row"):
+        assert runs[form].err.splitlines() == [
+            f"TypeError at {runs[form].script}:4:15 (row 0, input line 2): cannot divide: \"a\" / 0",
+            "  r = y * 2 + s / (x - 1) + length(y)",
+            "                ^"], form
+    assert runs["daemon"].err.splitlines()[0] == \
+        f"warning: TypeError at {runs['daemon'].script}:4:15 (row 0, input line 2): cannot divide: \"a\" / 0"
+
+
+def test_errors_in_lambda_bodies_and_comparisons_point_inside_them(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nf = v -> v / (v - 1)\n"
+                           "return [map([x], f)]\n", "x\n1\n")
+    assert runs["row"].err.splitlines()[:3] == [
+        f"ZeroDivision at {runs['row'].script}:3:12 (row 0, input line 2): division by zero",
+        "  f = v -> v / (v - 1)", "             ^"]
+    runs = forms(tmp_path, '-- INPUT x:number --\n-- OUTPUT r --\nreturn [0 < x < "a"]\n', "x\n1\n")
+    failed(runs, "r\n", 'TypeError at {}:3:15 (row 0, input line 2): cannot compare: 1 < "a"')
+
+
+def test_error_record_line_is_the_failing_statement(tmp_path):
+    script = ("-- INPUT x:number --\n-- OUTPUT q, t --\n-- ERROR --\nreturn [_error.line, _error.type]\n"
+              "-- ERROR_END --\nq = 1 +\n    x / 0\nreturn [q]\n")
+    same_output(forms(tmp_path, script, "x\n1\n"), "q,t\n6,ZeroDivision\n")
