@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from . import ast as A
 from .analysis import SERIES_FUNCS, assigned_names
 from .builtins import BUILTINS
@@ -9,7 +11,7 @@ from .errors import Diagnostic
 from .indicator_calls import arity as indicator_arity
 from .indicators import INDICATORS
 
-__all__ = ["check", "BUILTIN_VARS"]
+__all__ = ["check", "BUILTIN_VARS", "did_you_mean"]
 
 BUILTIN_VARS = frozenset(("_index", "_total", "_args", "_args_names"))
 
@@ -107,7 +109,14 @@ class _Checker:
         elif name in self.packages or name in self.own_quals:
             self.error(node, f"undefined variable: {name} ({name} is a package; use {name}.member)")
         else:
-            self.error(node, f"undefined variable: {name}")
+            self.error(node, f"undefined variable: {name}{self.variable_hint(name, scope, ctx)}")
+
+    def variable_hint(self, name: str, scope: _Scope, ctx: dict) -> str:
+        """`` (did you mean close?)`` for a misspelt name, from the names usable here."""
+        names = set(scope.known) | scope.lenient
+        if ctx.get("row"):
+            names |= BUILTIN_VARS | set(ctx.get("all_assigned") or ())
+        return did_you_mean(name, names)
 
     def series_base(self, node: A.Name, scope: _Scope, ctx: dict) -> None:
         """A bare identifier used as a time-series base (§11.2 E1 exception)."""
@@ -121,7 +130,8 @@ class _Checker:
                 return
             if name in BUILTIN_VARS:
                 return
-            self.error(node, f"undefined variable: {name} (declare it in -- INPUT -- to read its history)")
+            hint = did_you_mean(name, set(scope.known) | set(ctx["all_assigned"]) | set(ctx.get("outputs") or ()))
+            self.error(node, f"undefined variable: {name}{hint or ' (declare it in -- INPUT -- to read its history)'}")
             return
         self.name(node, name, scope, ctx)
 
@@ -138,7 +148,7 @@ class _Checker:
             return
         members = {v.name for v in pkg.variables} | {f.name for f in pkg.functions}
         if e.name not in members:
-            self.error(e, f"package {e.pkg} has no member '{e.name}'")
+            self.error(e, f"package {e.pkg} has no member '{e.name}'{did_you_mean(e.name, members)}")
         elif e.name.startswith("_") and pkg is not self.own:
             self.error(e, f"'{e.pkg}.{e.name}' is private to its package", code="CheckError")
 
@@ -169,7 +179,8 @@ class _Checker:
         if spec is None:
             if name in scope.known or name in scope.lenient:
                 return
-            self.error(e, f"undefined function: {name}")
+            callable_names = set(BUILTINS) | set(INDICATORS) | set(SERIES_FUNCS) | {"POSITION"} | scope.callees
+            self.error(e, f"undefined function: {name}{did_you_mean(name, callable_names)}")
             return
         lo, hi, keywords = spec
         if name == "POSITION":
@@ -206,8 +217,11 @@ class _Checker:
             return
         fdef = next((f for f in pkg.functions if f.name == e.name), None)
         if fdef is None:
-            what = "a variable, not a function" if any(v.name == e.name for v in pkg.variables) else "no such function"
-            self.error(e, f"undefined function: {e.pkg}.{e.name} ({what})")
+            if any(v.name == e.name for v in pkg.variables):
+                what = " (a variable, not a function)"
+            else:
+                what = did_you_mean(e.name, {f.name for f in pkg.functions}) or " (no such function)"
+            self.error(e, f"undefined function: {e.pkg}.{e.name}{what}")
             return
         if e.name.startswith("_") and pkg is not self.own:
             self.error(e, f"'{e.pkg}.{e.name}' is private to its package")
@@ -299,6 +313,11 @@ class _Checker:
             ectx = dict(ctx, error_scope=True)
             self.block(script.error_block, set(inputs), {"lenient": body_assigned}, ectx, set())
         self.block(script.body, set(inputs), {}, ctx, set(inputs))
+        statements = list(script.body) + list(script.error_block or [])
+        if not any(isinstance(n, A.Return) for s in statements for n in A.walk(s)):
+            first = script.body[0] if script.body else A.Return(1, 1, None)
+            self.warn("W7", first, "the script has no return statement, no rows will be written "
+                                   "(end it with return [values...] for the OUTPUT columns)")
         exempt = inputs | set(script.output_names) | self.history_reads
         for name, node in ctx["assigned_at"].items():
             if name not in self.reads and name not in exempt:
@@ -321,6 +340,14 @@ class _Checker:
                 if p.default is not None:
                     self.expr(p.default, _Scope(pknown | params, callees=funcs), ctx)
             self.block(f.body, known | params, {"callees": funcs}, ctx, set())
+
+
+def did_you_mean(name: str, candidates: set[str]) -> str:
+    """`` (did you mean X?)`` naming the closest candidate (same letters in another case
+    first), or "" when nothing is close."""
+    same_case = [c for c in candidates if c.lower() == name.lower() and c != name]
+    close = same_case or difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def check(script: A.Script, packages: dict[str, A.Package]) -> list[Diagnostic]:

@@ -207,3 +207,26 @@ def test_error_record_line_is_the_failing_statement(tmp_path):
     script = ("-- INPUT x:number --\n-- OUTPUT q, t --\n-- ERROR --\nreturn [_error.line, _error.type]\n"
               "-- ERROR_END --\nq = 1 +\n    x / 0\nreturn [q]\n")
     same_output(forms(tmp_path, script, "x\n1\n"), "q,t\n6,ZeroDivision\n")
+
+
+def test_a_script_without_return_warns_that_no_rows_will_be_written(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nr = x * 2\n", "x\n1\n2\n")
+    same_output(runs, "r\n")
+    for form, r in runs.items():
+        assert r.err.splitlines()[0] == (f"W7 at {r.script}:3:1: the script has no return statement, no rows "
+                                         "will be written (end it with return [values...] for the OUTPUT columns)"), form
+
+
+def test_undefined_names_suggest_the_closest_one(tmp_path):
+    script = ("-- INPUT close:number, volume:number --\n-- OUTPUT r --\n"
+              "ma5 = MA(clsoe, 5)\nr = ma(close, 3) + Volume + sum(ma50)\nreturn [r, ma5]\n")
+    runs = forms(tmp_path, script, "close,volume\n1,2\n")
+    for form, r in runs.items():
+        assert r.code == 1 and r.out == "", form
+        errors = [line.split(": ", 1)[1] for line in r.err.splitlines() if line.startswith("CheckError")]
+        assert errors == ["undefined variable: clsoe (did you mean close?)",
+                          "undefined function: ma (did you mean MA?)",
+                          "undefined variable: Volume (did you mean volume?)",
+                          "undefined variable: ma50 (did you mean ma5?)"], form
+    from dporch.lang.checker import did_you_mean
+    assert did_you_mean("zzz", {"close", "volume"}) == ""
