@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from ..lang.errors import DPLangError
 from ..lang.program import Program
 from .batch import AUTO_KEY
 from .columns import BLOCK_LINES, read_block
@@ -96,7 +97,7 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
             assert header is not None
             block, line_no = read_block(source, line_no, len(header), strict=True, warn=report,
                                         state={}, limit=min(max(1, source.ready()), BLOCK_LINES))
-            result = ex.push_many((header, block))
+            result = _push(ex, sink, (header, block))
         else:
             count = min(source.ready(), BLOCK_LINES)
             rows, lines = [], []
@@ -117,6 +118,18 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
                 lines.append(line_no)
             if not rows:
                 continue
-            result = ex.push_many(rows)
+            result = _push(ex, sink, rows, lines)
         sink.write_rows(result.rows, result.keys)
+
+
+def _push(ex: StreamingExecutor, sink: Sink, batch: Any, lines: list[int] | None = None) -> Any:
+    """``ex.push_many(batch)``; when a row ends the run (exit(), an error in the ERROR block)
+    the output rows of the rows before it are written first (§9.5), then the error goes on."""
+    try:
+        return ex.push_many(batch, input_lines=lines)
+    except DPLangError as exc:
+        partial = getattr(exc, "partial_result", None)
+        if partial is not None:
+            sink.write_rows(partial.rows, partial.keys)
+        raise
 

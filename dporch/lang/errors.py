@@ -46,9 +46,12 @@ def caret_block(source_line: str | None, column: int | None) -> str:
 
 
 class DPLangError(Exception):
-    """Base of every DPLang error. ``kind`` is the stable name shown to users."""
+    """Base of every DPLang error. ``kind`` is the stable name shown to users. ``aborts_run``:
+    the error ends a streaming run too (``exit()``, an error inside the ERROR block, §9.5),
+    where other row errors only skip their row."""
 
     kind = "DPLangError"
+    aborts_run = False
 
     def __init__(
         self,
@@ -185,6 +188,7 @@ class NullReference(DPRuntimeError):
 
 class ScriptExit(DPRuntimeError):
     kind = "ScriptExit"
+    aborts_run = True
 
 
 @dataclass

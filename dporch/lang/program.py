@@ -155,7 +155,15 @@ def _error_record(exc: BaseException) -> rt.ErrorRecord:
     return rt.ErrorRecord(err.kind, err.message, err.line)
 
 
+def _error_block_failed(exc: BaseException) -> DPLangError:
+    """An error raised by the ERROR block itself: located, and marked to end the run."""
+    err = locate_error(exc)
+    err.aborts_run = True
+    return err
+
+
 _RUNTIME["_error_record"] = _error_record
+_RUNTIME["_error_block_failed"] = _error_block_failed
 
 
 def _exec_module(em: Emitter, file: str, source: str, names: Names, ns: dict[str, Any]) -> dict[str, Any]:

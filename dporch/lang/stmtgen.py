@@ -201,6 +201,9 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
         em.emit("except Exception as _exc:")
         em.indent = 2
         em.emit("_err = _error_record(_exc)")
+        # An error inside the ERROR block ends the run, in streaming mode too (§9.5).
+        em.emit("try:")
+        em.indent = 3
         env.defined = set(inputs)
         gen.error_scope = True
         if not sg.block(script.error_block):
@@ -208,6 +211,12 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
             em.emit("_o = None")
             em.emit(_RECORD + repr(sorted(env.defined)))
         gen.error_scope = False
+        em.indent = 2
+        em.where = None
+        em.emit("except _ScriptExit:")
+        em.emit("    raise")
+        em.emit("except Exception as _exc2:")
+        em.emit("    raise _error_block_failed(_exc2) from None")
     _expand_records(em, gen, env, script, tracking, col_index, may_decimal)
     if not gen.sites:
         at = em.lines.index("    _I = S.ind")

@@ -93,7 +93,8 @@ class Lambda:
 
 class FunctionValue:
     """A package function used as a value (``pkg.fn`` without a call). It can be displayed and
-    compared but not called through a variable (§12.3)."""
+    compared but not called through a variable (§12.3). ``name`` is the qualified reference
+    (``util.f``); the display form names the function alone (``<function f>``, §6.16)."""
 
     __slots__ = ("name",)
 
@@ -101,7 +102,7 @@ class FunctionValue:
         self.name = name
 
     def __repr__(self) -> str:
-        return f"<function {self.name}>"
+        return f"<function {self.name.rsplit('.', 1)[-1]}>"
 
 
 def kind_of(v: Any) -> str:

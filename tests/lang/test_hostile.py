@@ -230,3 +230,55 @@ def test_undefined_names_suggest_the_closest_one(tmp_path):
                           "undefined variable: ma50 (did you mean ma5?)"], form
     from dporch.lang.checker import did_you_mean
     assert did_you_mean("zzz", {"close", "volume"}) == ""
+
+
+# -- 3, 7. exit(), errors inside the ERROR block, function values --------------------------------
+
+EXIT_AT_3 = "-- INPUT x:number --\n-- OUTPUT r --\nif x == 3:\n    exit(\"stop\")\nreturn [x]\n"
+
+
+def test_exit_writes_the_rows_before_it_and_ends_every_form(tmp_path):
+    runs = forms(tmp_path, EXIT_AT_3, "x\n1\n2\n3\n4\n", daemon_args=("--buffer", "1"))
+    for form, r in runs.items():
+        assert (form, r.code, r.out) == (form, 1, "r\n1\n2\n"), r.err
+        assert r.err.splitlines()[:3] == [f"ScriptExit at {r.script}:4:5 (row 2, input line 4): stop",
+                                          '      exit("stop")', "      ^"], form
+
+
+def test_exit_in_the_parallel_daemon_ends_the_run(tmp_path):
+    s = tmp_path / "s.dp"
+    s.write_text(EXIT_AT_3)
+    d = tmp_path / "d.csv"
+    d.write_text("x\n1\n2\n3\n")
+    out = tmp_path / "out"
+    r = _invoke(["daemon", str(s), str(d), "--split", "--out", str(out), "--workers", "2", "--key", "x"])
+    assert r.code == 1 and f"ScriptExit at {s}:4:5 (row 2, key 3, input line 4): stop" in r.err
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"1.csv": "r\n1\n", "2.csv": "r\n2\n"}
+
+
+def test_an_error_inside_the_error_block_ends_every_form(tmp_path):
+    script = ("-- INPUT x:number --\n-- OUTPUT r --\n-- ERROR --\nreturn [1 / (x - 2)]\n-- ERROR_END --\n"
+              "return [10 / (x - 2)]\n")
+    runs = forms(tmp_path, script, "x\n1\n2\n3\n")
+    for form, r in runs.items():
+        assert (form, r.code, r.out) == (form, 1, "r\n-10\n"), r.err
+        assert r.err.splitlines()[0] == f"ZeroDivision at {r.script}:4:11 (row 1, input line 3): division by zero"
+
+
+def test_streaming_executor_raises_on_exit_with_the_rows_before_it():
+    import pytest
+
+    from dporch.engine.streaming import StreamingExecutor
+    from dporch.lang.errors import ScriptExit
+
+    ex = StreamingExecutor(EXIT_AT_3, key="none")
+    with pytest.raises(ScriptExit) as e:
+        ex.push_many([{"x": 1.0}, {"x": 3.0}, {"x": 4.0}])
+    assert e.value.partial_result.rows == [[1.0]] and (ex.rows_in, ex.rows_out) == (2, 1)
+
+
+def test_a_package_function_value_displays_its_name(tmp_path):
+    (tmp_path / "util.dp").write_text("package util\nf(x):\n    return x\n")
+    runs = forms(tmp_path, "-- IMPORT util --\n-- INPUT x:number --\n-- OUTPUT r, s --\n"
+                           "return [string(util.f), f\"{util.f}\"]\n", "x\n1\n")
+    same_output(runs, "r,s\n<function f>,<function f>\n")
