@@ -508,10 +508,22 @@ class ExprGen:
         return f"{pkg.func_py[e.name]}({stream}, {_tuple(srcs)}{', ' if args else ''}{args})"
 
     def position_call(self, e: A.Call) -> str:
-        """POSITION(): the backtest's holdings, else the [old] rule (§13.6)."""
+        """POSITION(): the backtest's holdings, else the [old] rule (§13.6): the row variable
+        ``position`` if assigned, else the current input column ``position`` (an empty cell is
+        null), else 0."""
         env = self.env
-        cur = env.current("position") if (env.raw("position") or isinstance(env.root, RowEnv)) else "None"
-        fallback = f"_nvl0({cur})"
+        if isinstance(env, RowEnv):
+            column = env.input_value("position") if "position" in env.schema else "0.0"
+            r = env.raw("position") if "position" in env.assigned else None
+            if r is None:
+                fallback = column
+            elif r[1]:
+                fallback = r[0]
+            else:
+                fallback = f"({r[0]} if {r[0]} is not _UNSET else {column})"
+        else:  # lambdas and package functions: their binding of position, else 0
+            cur = env.current("position") if (env.raw("position") or isinstance(env.root, RowEnv)) else "None"
+            fallback = f"_nvl0({cur})"
         if not env.in_row:
             return fallback
         return f"(S.position() if S.position is not None else {fallback})"

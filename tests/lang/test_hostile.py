@@ -282,3 +282,16 @@ def test_a_package_function_value_displays_its_name(tmp_path):
     runs = forms(tmp_path, "-- IMPORT util --\n-- INPUT x:number --\n-- OUTPUT r, s --\n"
                            "return [string(util.f), f\"{util.f}\"]\n", "x\n1\n")
     same_output(runs, "r,s\n<function f>,<function f>\n")
+
+
+# -- 8. POSITION() outside backtests ---------------------------------------------------------------
+
+def test_position_reads_the_position_cell_and_an_empty_one_is_null(tmp_path):
+    data = "position,x\n5,1\n,2\n3,3\n"
+    same_output(forms(tmp_path, "-- INPUT position:number, x:number --\n-- OUTPUT r --\nreturn [POSITION()]\n",
+                      data), "r\n5\n\n3\n")
+    # assigned in the row: that value (null too); no variable and no column: 0
+    same_output(forms(tmp_path, "-- INPUT position:number, x:number --\n-- OUTPUT r --\n"
+                                "if x > 1:\n    position = 7\nreturn [POSITION()]\n", data), "r\n5\n7\n7\n")
+    same_output(forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nif x > 1:\n    position = null\n"
+                                "return [POSITION()]\n", data), "r\n0\n\n\n")
