@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ..engine.batch import AUTO_KEY, KeyColumnError, run_batch
+from ..engine.batch import AUTO_KEY, HeaderError, run_batch
 from ..engine.readers import open_text, read_records
 from ..engine.writers import LazyFile, RowWriter
 from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError
@@ -76,8 +76,8 @@ def _run_columns(program: Program, input: str, output: Path | None, key: str | N
         if explain:
             _err(f"using the row form: {exc}")
         return False
-    except KeyColumnError as exc:
-        _err(f"{exc.kind}: {exc.message}")
+    except HeaderError as exc:
+        _err(exc.located(file=input).format())
         raise typer.Exit(2) from None
     except OSError as exc:
         _err(f"InputError: cannot read input {input}: {exc.strerror or exc}")
@@ -124,8 +124,8 @@ def register(app: typer.Typer) -> None:
         try:
             run_batch(program, records, writer.write, key=AUTO_KEY if key is None else key,
                       note=_err, warn=lambda m: _err(f"warning: {m}"), write_block=writer.write_rows)
-        except KeyColumnError as exc:
-            _err(f"{exc.kind}: {exc.message}")
+        except HeaderError as exc:
+            _err(exc.located(file=input if input not in (None, "-") else "stdin").format())
             raise typer.Exit(2) from None
         except InputError as exc:
             writer.close()

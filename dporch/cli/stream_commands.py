@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
             _err(f"error: {exc}")
             raise typer.Exit(2) from None
         except InputError as exc:
-            report(exc)
+            report(exc.located(file=input if input not in (None, "-") else "stdin"))
             raise typer.Exit(2) from None
         except DPLangError as exc:  # exit() or an error in the ERROR block ended the run
             report(exc)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Protocol
 
 from ..lang.errors import DPLangError
 from ..lang.program import Program
-from .batch import AUTO_KEY
+from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
 from .readers import _split_quoted, json_loads, sniff_format
 from .sources import LineSource, stopped_by_signals
@@ -87,6 +87,7 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
                     if '"' in first else ([c.strip() for c in first.split(",")], 1)
                 line_no += used - 1
                 header = cells
+                check_columns(ex.program, header, report)
                 ex.bind(header)
                 if note and ex._key is not None and ex.key_option is AUTO_KEY:
                     note(f"partitioning streams by column {ex._key} (use --key none for one stream)")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from ..lang.errors import DPLangError
 from ..lang.program import Program
-from .batch import AUTO_KEY
+from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
 from .daemon import DaemonStats
 from .readers import BadLine, _split_quoted
@@ -103,6 +103,7 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
                 else ([c.strip() for c in first.split(",")], 1)
             line_no += used - 1
             header = cells
+    check_columns(program, header, report)
     probe = StreamingExecutor(program, window_size=window, key=key)
     probe.bind(header)
     part = probe._key

@@ -169,6 +169,7 @@ class Records:
     empty: bool  # no header line at all
     lines: Iterator[str] | None = None  # CSV: the raw lines after the header (same stream)
     line_no: int = 0  # CSV: line number of the header
+    tabular: bool = False  # the columns are a real header (a DataFrame's), not the first object's keys
 
 
 def read_records(f: TextIO) -> Records:

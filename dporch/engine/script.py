@@ -96,7 +96,7 @@ def _frame_records(df: Any) -> Records:
     def gen():
         for i, tup in enumerate(df.itertuples(index=False, name=None)):
             yield i + 1, {c: _plain(v) for c, v in zip(columns, tup)}
-    return Records("json", columns, gen(), empty=False)
+    return Records("json", columns, gen(), empty=False, tabular=True)
 
 
 def _dict_records(rows: list[dict]) -> Records:

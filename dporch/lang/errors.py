@@ -149,7 +149,18 @@ class PackageError(DPLangError):
 
 
 class InputError(DPLangError):
+    """Unreadable input, or input that does not fit the script. ``file`` is the input (or the
+    script that could not be read); line and column, when known, are in that file."""
+
     kind = "InputError"
+
+    def header(self) -> str:
+        if self.file is None and self.line is None:
+            return f"{self.kind}: {self.message}"
+        where = self.file or "input"
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{self.kind} at {where}: {self.message}"
 
 
 class DPRuntimeError(DPLangError):

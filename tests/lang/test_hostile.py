@@ -295,3 +295,33 @@ def test_position_reads_the_position_cell_and_an_empty_one_is_null(tmp_path):
                                 "if x > 1:\n    position = 7\nreturn [POSITION()]\n", data), "r\n5\n7\n7\n")
     same_output(forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nif x > 1:\n    position = null\n"
                                 "return [POSITION()]\n", data), "r\n0\n\n\n")
+
+
+# -- 10. INPUT columns the input lacks ------------------------------------------------------------
+
+def test_an_input_without_any_input_column_is_refused(tmp_path):
+    runs = forms(tmp_path, "-- INPUT a:number, b:number --\n-- OUTPUT r --\nreturn [a]\n", "x,y\n1,2\n")
+    for form, r in runs.items():
+        assert r.code == 2 and r.err.splitlines()[0] == (
+            f"InputError at {tmp_path / 'd.csv'}: the input has none of the INPUT columns (a, b); its "
+            "columns are x, y. Fix the input's header or the -- INPUT -- declaration"), form
+    assert runs["column"].out == runs["row"].out == ""
+
+
+def test_input_columns_partly_missing_read_as_null_with_a_warning(tmp_path):
+    runs = forms(tmp_path, "-- INPUT a:number, b:number --\n-- OUTPUT r, s --\nreturn [a, b]\n", "a,y\n1,2\n")
+    same_output(runs, "r,s\n1,\n")
+    for form, r in runs.items():
+        assert "warning: the input has no column b (declared in -- INPUT --); it reads as null" in r.err, form
+
+
+def test_script_run_refuses_a_frame_without_input_columns():
+    import pandas as pd
+    import pytest
+
+    from dporch.engine.batch import MissingColumnsError
+    from dporch.engine.script import Script
+
+    script = Script.compile("-- INPUT a:number --\n-- OUTPUT r --\nreturn [a]\n")
+    with pytest.raises(MissingColumnsError, match=r"none of the INPUT columns \(a\); its columns are x"):
+        script.run(pd.DataFrame({"x": [1]}))
