@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from ..lang.cells import CellError, json_cell, json_loads, make_converter
 from ..lang.errors import InputError
+from ..lang.values import number_text
 
 __all__ = ["open_text", "sniff_format", "csv_records", "json_records", "Records", "read_records",
            "RowTyper", "BadLine", "key_text"]
@@ -119,6 +120,8 @@ def key_text(v: Any) -> str | None:
         return "true" if v else "false"
     if type(v) is Decimal:
         return str(v)
+    if type(v) is float:  # host data (a DataFrame): 600001.0 is the key 600001
+        return number_text(v)
     return str(v)
 
 

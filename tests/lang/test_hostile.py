@@ -325,3 +325,22 @@ def test_script_run_refuses_a_frame_without_input_columns():
     script = Script.compile("-- INPUT a:number --\n-- OUTPUT r --\nreturn [a]\n")
     with pytest.raises(MissingColumnsError, match=r"none of the INPUT columns \(a\); its columns are x"):
         script.run(pd.DataFrame({"x": [1]}))
+
+
+# -- 11. Script.run on pandas data ----------------------------------------------------------------
+
+def test_script_run_reads_numeric_pandas_columns_declared_string_as_text():
+    import io
+
+    import pandas as pd
+
+    from dporch.engine.script import Script
+
+    df = pd.read_csv(io.StringIO("stock_code,close\n600001,10\n,11\n600001,12.5\n000003,1\n"))
+    assert str(df["stock_code"].dtype) == "float64"  # what pandas makes of codes with a gap
+    script = Script.compile("-- INPUT stock_code:string, close:number --\n-- OUTPUT code, close, prev, t --\n"
+                            "return [stock_code, close, close[-1], typeis(stock_code, \"string\")]\n")
+    out = script.run(df)
+    rows = [[None if isinstance(v, float) and v != v else v for v in r] for r in out.values.tolist()]
+    assert rows == [["600001", 10.0, None, True], [None, 11.0, None, False],
+                                   ["600001", 12.5, 10.0, True], ["3", 1.0, None, True]]
