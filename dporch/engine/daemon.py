@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from ..lang.errors import DPLangError
+from ..lang.errors import DPLangError, InputError
 from ..lang.program import Program
 from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
@@ -54,6 +54,12 @@ def run_daemon(program: Program, source: LineSource, sink: Sink, *, key: Any = A
         report(str(err))
 
     ex = StreamingExecutor(program, window_size=window, key=key, on_error=on_error)
+
+    def on_invalid(line: int, message: str) -> None:  # streaming: report the line and skip it
+        stats.errors += 1
+        report(f"InputError (input line {line}): {message}; line skipped")
+
+    source.on_invalid = on_invalid
     with stopped_by_signals(source) as stop:
         try:
             _loop(ex, source, sink, stats, stop, report, note)
@@ -79,6 +85,9 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
         if fmt is None:
             first = next(source)
             line_no += 1
+            if line_no in source.invalid_lines:
+                raise InputError("the first line is not valid UTF-8; convert the input to UTF-8 "
+                                 "(for example with iconv -f GBK -t UTF-8)", line=line_no)
             if not first.strip():
                 continue
             fmt = sniff_format(first)

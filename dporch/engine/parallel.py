@@ -15,7 +15,7 @@ import time
 import zlib
 from typing import Any, Callable, Iterator
 
-from ..lang.errors import DPLangError
+from ..lang.errors import DPLangError, InputError
 from ..lang.program import Program
 from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
@@ -90,6 +90,12 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
     the reader; blocks already routed to the other workers are still processed."""
     stats = DaemonStats()
     t0 = time.perf_counter()
+
+    def on_invalid(line: int, message: str) -> None:  # report the line and skip it
+        stats.errors += 1
+        report(f"InputError (input line {line}): {message}; line skipped")
+
+    source.on_invalid = on_invalid
     line_no = 0
     header: list[str] | None = None
     while header is None:
@@ -98,6 +104,9 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
             return stats
         first = next(source)
         line_no += 1
+        if line_no in source.invalid_lines:
+            raise InputError("the first line is not valid UTF-8; convert the input to UTF-8 "
+                             "(for example with iconv -f GBK -t UTF-8)", line=line_no)
         if first.strip():
             cells, used = _split_quoted(first, line_no, lambda: next(source, None)) if '"' in first \
                 else ([c.strip() for c in first.split(",")], 1)

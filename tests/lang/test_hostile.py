@@ -344,3 +344,61 @@ def test_script_run_reads_numeric_pandas_columns_declared_string_as_text():
     rows = [[None if isinstance(v, float) and v != v else v for v in r] for r in out.values.tolist()]
     assert rows == [["600001", 10.0, None, True], [None, 11.0, None, False],
                                    ["600001", 12.5, 10.0, True], ["3", 1.0, None, True]]
+
+
+# -- 6. unreadable input ---------------------------------------------------------------------------
+
+UTF8_FIX = "convert it to UTF-8 (for example: iconv -f GBK -t UTF-8 {0} > {0}.utf8)"
+
+
+def test_invalid_utf8_is_an_input_error_with_its_line(tmp_path):
+    runs = forms(tmp_path, "-- INPUT a:number --\n-- OUTPUT a --\nreturn [a]\n", b"a\n1\n\xff\n2\n")
+    d = tmp_path / "d.csv"
+    for form in ("column", "row"):
+        r = runs[form]
+        assert r.code == 2 and r.err.splitlines() == [
+            f"InputError at {d}:3:1: the input is not valid UTF-8 (byte 0xff); " + UTF8_FIX.format(d)], form
+    # streaming mode reports the line and skips it (§9.2)
+    r = runs["daemon"]
+    assert (r.code, r.out) == (0, "a\n1\n2\n")
+    assert "warning: InputError (input line 3): not valid UTF-8 (byte 0xff at column 1); line skipped" in r.err
+
+
+def test_invalid_utf8_on_stdin_gives_the_line(tmp_path):
+    s = tmp_path / "s.dp"
+    s.write_text("-- INPUT a:number --\n-- OUTPUT a --\nreturn [a]\n")
+    r = runner.invoke(app, ["run", str(s), "-"], input=b"a\n1\n\xff\n")
+    assert r.exit_code == 2 and r.stdout == "" and r.stderr.splitlines() == [(
+        "InputError at stdin:3: the input is not valid UTF-8 (byte 0xff); convert the input to UTF-8 "
+        "(for example with iconv -f GBK -t UTF-8)")]
+
+
+def test_a_bad_json_array_is_an_input_error_at_its_position(tmp_path):
+    s = tmp_path / "s.dp"
+    s.write_text("-- INPUT x --\n-- OUTPUT x --\nreturn [x]\n")
+    fix = ("JSON input is one flat object per line (JSON lines) or one array of such objects: fix the "
+           "JSON, or check that the file is the one meant")
+    cases = {'[{"x":1} {"x":2}]\n': "1:10: invalid JSON array: Expecting ',' delimiter",
+             "[" * 5000 + "]" * 5000 + "\n": "1: invalid JSON array: nested more than 100 levels deep "
+                                             "(flatten the value, or pass it as several columns)",
+             '{"x": ' + "[" * 5000 + "]" * 5000 + "}\n": "1: invalid JSON: nested more than 100 levels deep "
+                                                       "(flatten the value, or pass it as several columns)",
+             '{"x": 1}\n[1, 2]\n': None}
+    for text, where in cases.items():
+        d = tmp_path / "d.json"
+        d.write_text(text)
+        for extra in ([], ["--row-form"]):
+            r = _invoke(["run", *extra, str(s), str(d)])
+            if where is None:  # a later line that is not an object: skipped with a warning
+                assert (r.code, r.out) == (0, "x\n1\n") and "line 2" in r.err
+            else:
+                assert r.code == 2 and r.err.splitlines() == [f"InputError at {d}:{where}; {fix}"], text[:20]
+        assert _invoke(["daemon", str(s), str(d)]).code == 0  # streaming: reported and skipped
+
+
+def test_a_deeply_nested_array_cell_is_null_with_a_warning(tmp_path):
+    runs = forms(tmp_path, "-- INPUT a:array, b:number --\n-- OUTPUT n --\nreturn [b]\n",
+                 "a,b\n" + "[" * 300 + "]" * 300 + ",1\n[1; 2],2\n")
+    assert runs["row"].out == runs["column"].out == "n\n1\n2\n"
+    assert "array nested more than 100 levels deep" in runs["row"].err
+    assert runs["daemon"].out == "n\n2\n"  # streaming: a cell that does not parse skips the line
