@@ -34,10 +34,14 @@ def const_value(e: A.Expr | None) -> float | None:
         v = const_value(e.operand)
         return None if v is None else -v
     if isinstance(e, A.Binary) and e.op in "+-*":
-        a, b = const_value(e.left), const_value(e.right)
-        if a is None or b is None:
-            return None
-        return a + b if e.op == "+" else a - b if e.op == "-" else a * b
+        nodes = A.spine(e)  # folded left to right (chains can be long)
+        v = const_value(nodes[-1].left)  # type: ignore[attr-defined]
+        for node in reversed(nodes):
+            b = const_value(node.right) if node.op in "+-*" else None  # type: ignore[attr-defined]
+            if v is None or b is None:
+                return None
+            v = v + b if node.op == "+" else v - b if node.op == "-" else v * b  # type: ignore[attr-defined]
+        return v
     return None
 
 

@@ -70,6 +70,11 @@ class _Checker:
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, e: A.Expr, scope: _Scope, ctx: dict) -> None:
+        if isinstance(e, (A.Binary, A.Logic, A.Call)):
+            nodes = A.spine(e)
+            if len(nodes) > 1:  # a chain (any length): operands in order, without recursing
+                self.chain(nodes, scope, ctx)
+                return
         if isinstance(e, A.Name):
             self.name(e, e.id, scope, ctx)
         elif isinstance(e, A.LambdaExpr):
@@ -92,6 +97,18 @@ class _Checker:
         else:
             for child in A.children(e):
                 self.expr(child, scope, ctx)
+
+    def chain(self, nodes: list[A.Expr], scope: _Scope, ctx: dict) -> None:
+        """A chain from :func:`~dporch.lang.ast.spine`, innermost first."""
+        inner = nodes[-1]
+        if isinstance(inner, A.Call):
+            self.call(inner, scope, ctx)
+            for node in reversed(nodes[:-1]):
+                self.call(node, scope, ctx, first_done=True)  # type: ignore[arg-type]
+            return
+        self.expr(inner.left, scope, ctx)  # type: ignore[attr-defined]
+        for node in reversed(nodes):
+            self.expr(node.right, scope, ctx)  # type: ignore[attr-defined]
 
     def name(self, node: A.Node, name: str, scope: _Scope, ctx: dict) -> None:
         self.reads.add(name)
@@ -152,9 +169,11 @@ class _Checker:
         elif e.name.startswith("_") and pkg is not self.own:
             self.error(e, f"'{e.pkg}.{e.name}' is private to its package", code="CheckError")
 
-    def call(self, e: A.Call, scope: _Scope, ctx: dict) -> None:
+    def call(self, e: A.Call, scope: _Scope, ctx: dict, first_done: bool = False) -> None:
+        """Arguments, then the callee. ``first_done``: the first argument (the inner call of
+        a chain) was checked already."""
         for a in e.args:
-            if e.name in SERIES_FUNCS and e.pkg is None and a is e.args[0]:
+            if a is e.args[0] and (first_done or (e.name in SERIES_FUNCS and e.pkg is None)):
                 continue
             self.expr(a.value if isinstance(a, A.Spread) else a, scope, ctx)
         for _, v in e.kwargs:
@@ -275,11 +294,13 @@ class _Checker:
                 self.expr(s.value, scope, ctx)
                 self.check_return(s, ctx)
             return known
-        if isinstance(s, A.If):
-            self.expr(s.cond, scope, ctx)
-            after_body = self.block(s.body, known, scope_extra, ctx, set())
-            after_else = self.block(s.orelse, after_body, scope_extra, ctx, set())
-            return after_else
+        if isinstance(s, A.If):  # if, its elif branches (in a loop: any number), else
+            chain = A.elif_chain(s)
+            for node in chain:
+                self.expr(node.cond, _Scope(known, lenient=scope_extra.get("lenient"),
+                                            callees=scope_extra.get("callees")), ctx)
+                known = self.block(node.body, known, scope_extra, ctx, set())
+            return self.block(chain[-1].orelse, known, scope_extra, ctx, set())
         return known
 
     def assign(self, s: A.Stmt, name: str, known: set[str], ctx: dict, assigned_here: set[str]) -> None:

@@ -8,7 +8,7 @@ used twice are bound once with ``:=`` temps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import ast as A
@@ -18,6 +18,7 @@ from .errors import DPLangError
 from .indicator_calls import make_state
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NUM, KindOf
+from .hoist import Hoister
 from .marks import mark
 from .rt import MAX_SLICE
 from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
@@ -28,6 +29,7 @@ __all__ = ["ExprGen", "Site"]
 #: Nodes whose code can raise (an operator, a call, an index, a read of an unset variable).
 _MARKED = frozenset(("Binary", "Unary", "Logic", "Call", "Index", "Slice", "Name", "Member",
                      "ArrayLit"))
+_FLAT = 8  # chains longer than this are generated flat (flat_chain)
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "^": "pow"}
 _CMP = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
@@ -59,6 +61,13 @@ def _is_float_literal(code: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(eq=False)
+class _Code(A.Expr):
+    """Already generated code standing for an operand (the running value of a flat chain)."""
+
+    code: str
 
 
 def float_code(x: float) -> str:
@@ -94,6 +103,8 @@ class ExprGen:
         self._temps = 0
         self._lazy = 0
         self._uid = 0
+        self.hoist: Hoister | None = None  # keeps the generated code shallow (see .hoist)
+        self.em: Any = None  # the emitter: its current statement position, for hoisted code
 
     # -- helpers --------------------------------------------------------------------------------
     def temp(self) -> str:
@@ -153,10 +164,41 @@ class ExprGen:
 
     # -- dispatch -------------------------------------------------------------------------------
     def expr(self, e: A.Expr) -> str:
-        code = getattr(self, "x_" + type(e).__name__)(e)
+        nodes = A.spine(e)
+        if len(nodes) > _FLAT:
+            code = self.flat_chain(nodes)
+        else:
+            code = getattr(self, "x_" + type(e).__name__)(e)
         if type(e).__name__ in _MARKED and not (code.isidentifier() or _is_literal(code)):
-            return mark(code, e.line, e.col)  # a runtime error here points at e
+            code = mark(code, e.line, e.col)  # a runtime error here points at e
+        if self.hoist is not None:
+            code = self.hoist(code, self.em.where if self.em is not None else None)
         return code
+
+    def flat_chain(self, nodes: list[A.Expr]) -> str:
+        """A long chain (see :func:`~dporch.lang.ast.spine`, outermost first) as one flat
+        tuple of steps ``(t := inner, t := t op b, ...)[-1]``: evaluated in the same order,
+        each step as the node alone would be, without nesting the Python code."""
+        t = self.temp()
+        steps = [f"({t} := {self.expr(nodes[-1])})"]
+        for node in reversed(nodes[:-1]):
+            if isinstance(node, A.Binary):
+                code = self._binary(node.op, t, self.expr(node.right), self.kind(node.left),
+                                    self.kind(node.right))
+            elif isinstance(node, A.Logic):
+                code = self._logic(node.op, t, self.expr(node.right), ARR in self.kind(node.left),
+                                   ARR in self.kind(node.right))
+            else:
+                code = self.x_Call(replace(node, args=[_Code(node.line, node.col, t)] + node.args[1:]))
+            if not _is_literal(code):
+                code = mark(code, node.line, node.col)
+            if self.hoist is not None:
+                code = self.hoist(code, self.em.where if self.em is not None else None)
+            steps.append(f"({t} := {code})")
+        return "(" + ", ".join(steps) + ")[-1]"
+
+    def x__Code(self, e: "_Code") -> str:
+        return e.code
 
     def x_Num(self, e: A.Num) -> str:
         return float_code(e.value)
@@ -202,13 +244,17 @@ class ExprGen:
         return f"(_ops.not_({later}) if type({first}) is list else not {later})"
 
     def x_Binary(self, e: A.Binary) -> str:
-        a, b = self.expr(e.left), self.expr(e.right)
-        name = _ARITH[e.op]
-        if e.op == "^" or (_is_float_literal(a) and _is_float_literal(b)):
+        return self._binary(e.op, self.expr(e.left), self.expr(e.right), self.kind(e.left),
+                            self.kind(e.right))
+
+    def _binary(self, op: str, a: str, b: str, ka: frozenset[str], kb: frozenset[str]) -> str:
+        """``a op b`` for operand codes a, b of static kinds ka, kb."""
+        name = _ARITH[op]
+        if op == "^" or (_is_float_literal(a) and _is_float_literal(b)):
             return f"_ops.{name}({a}, {b})"
-        a_num = _is_float_literal(a) or self.kind(e.left) <= {NUM}
-        b_num = _is_float_literal(b) or self.kind(e.right) <= {NUM}
-        zero_check = e.op in "/%" and not (_is_float_literal(b) and float(b) != 0)
+        a_num = _is_float_literal(a) or ka <= {NUM}
+        b_num = _is_float_literal(b) or kb <= {NUM}
+        zero_check = op in "/%" and not (_is_float_literal(b) and float(b) != 0)
         # Operands used in a check are bound to temps (first use in the condition); the others
         # appear once in whichever branch runs.
         fa, la = self.bind(a) if not a_num else (a, a)
@@ -223,12 +269,12 @@ class ExprGen:
             cond = f"({cond})"
         if zero_check:
             cond = f"{cond} and {lb}" if cond else lb
-        if e.op == "%":
+        if op == "%":
             fast = f"_fmod({la}, {lb})"
         else:
-            fast = f"({la} {e.op} {lb})"
+            fast = f"({la} {op} {lb})"
         if not cond:
-            return f"({fa} {e.op} {fb})" if e.op != "%" else f"_fmod({fa}, {fb})"
+            return f"({fa} {op} {fb})" if op != "%" else f"_fmod({fa}, {fb})"
         return f"({fast} if {cond} else _ops.{name}({la}, {lb}))"
 
     def _compare(self, op: str, a: tuple[str, str], b: tuple[str, str],
@@ -267,11 +313,14 @@ class ExprGen:
             code = self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1])
             line, col = e.op_pos[i] if i < len(e.op_pos) else (e.line, e.col)
             parts.append(code if _is_literal(code) else mark(code, line, col))
-        result = parts[0]
         may_array = any(ARR in k for k in kinds)
-        for p in parts[1:]:
-            result = self._logic("and", result, p, may_array, may_array)
-        return result
+        if len(parts) == 1:
+            return parts[0]
+        if not may_array:  # (a < b) and (b < c) and ..., flat however long the chain
+            return "(True if (" + " and ".join(parts) + ") else False)"
+        t = self.temp()
+        steps = [f"({t} := {parts[0]})"] + [f"({t} := {self._logic('and', t, p)})" for p in parts[1:]]
+        return "(" + ", ".join(steps) + ")[-1]"
 
     def _logic(self, op: str, a: str, b: str, a_array: bool = True, b_array: bool = True) -> str:
         if not a_array and not b_array:
@@ -292,13 +341,21 @@ class ExprGen:
                            ARR in self.kind(e.left), ARR in self.kind(e.right))
 
     def x_Ternary(self, e: A.Ternary) -> str:
-        return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.other)})"
+        arms = []
+        node: A.Expr = e
+        while isinstance(node, A.Ternary):  # a ? 1 : b ? 2 : c, flat
+            arms.append((node.cond, node.then))
+            node = node.other
+        return self._choice(arms, node)
 
     def x_When(self, e: A.When) -> str:
-        code = "None" if e.other is None else self.expr(e.other)
-        for cond, res in reversed(e.arms):
-            code = f"({self.expr(res)} if {self.expr(cond)} else {code})"
-        return code
+        return self._choice(list(e.arms), e.other)
+
+    def _choice(self, arms: list[tuple[A.Expr, A.Expr]], other: A.Expr | None) -> str:
+        """``(r1) if (c1) else (r2) if (c2) else (d)``: Python's conditional expression is
+        right-associative, so any number of arms stays flat."""
+        parts = [f"({self.expr(res)}) if ({self.expr(cond)}) else " for cond, res in arms]
+        return "(" + "".join(parts) + ("(None)" if other is None else f"({self.expr(other)})") + ")"
 
     def x_LambdaExpr(self, e: A.LambdaExpr) -> str:
         self._uid += 1

@@ -17,6 +17,7 @@ from .analysis import Tracking, package_param_uses, track_script
 from .checker import check
 from .errors import (ArgumentMismatch, CheckError, Diagnostic, DPLangError, DPRuntimeError,
                      DPTypeError, InputError, ScriptExit, UndefinedFunction, UndefinedVariable)
+from .limits import headroom
 from .marks import innermost, instruction_span
 from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
 from .packages import load_imports
@@ -89,7 +90,7 @@ _RUNTIME: dict[str, Any] = {
     "_spread": rt.spread, "_array_index": rt.array_index, "_array_slice": rt.array_slice, "_OMIT": rt.OMIT,
     "_slice_too_large": rt.slice_too_large, "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
     "_index_number": rt.index_number, "_destructure": rt.destructure,
-    "_result_row": rt.result_row, "_apply_precision": rt.apply_precision,
+    "_result_row": rt.result_row, "_cell": rt.cell, "_apply_precision": rt.apply_precision,
     "_series_func": rt.series_func, "_series_outside": _series_outside,
     "_ind_values": values_call, "_ind_call": dynamic_call, "_ind_invalid": invalid_call, "_any_list": any_list, "_num": num,
     "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": ieee_fmod,
@@ -164,6 +165,8 @@ def _error_block_failed(exc: BaseException) -> DPLangError:
 
 _RUNTIME["_error_record"] = _error_record
 _RUNTIME["_error_block_failed"] = _error_block_failed
+#: Names every generated module's namespace provides (never passed to hoisted helpers).
+_MODULE_NAMES = set(_RUNTIME) | {"_ops", "_warn_extra"}
 
 
 def _exec_module(em: Emitter, file: str, source: str, names: Names, ns: dict[str, Any]) -> dict[str, Any]:
@@ -259,10 +262,11 @@ class Bound:
         names = Names()
         consts: dict[str, Any] = {}
         packages = {q: self._script_side(p, names, consts) for q, p in program.packages.items()}
-        em, gen, buffer_names = generate_step(
-            program.script, names=names, consts=consts, packages=packages,
-            tracking=program.tracking, schema=schema, file=program.file,
-            may_decimal=_may_decimal(program), typed=typed)
+        with headroom():
+            em, gen, buffer_names = generate_step(
+                program.script, names=names, consts=consts, packages=packages,
+                tracking=program.tracking, schema=schema, file=program.file,
+                may_decimal=_may_decimal(program), typed=typed, module_names=_MODULE_NAMES)
         self.source = em.source()
         ns = dict(_RUNTIME)
         ns.update(consts)
@@ -322,7 +326,9 @@ def _compile_package(qual: str, tree: A.Package, file: str, strict: bool) -> _Lo
         variables={v.name: names.get("G", v.name) for v in tree.variables},
         functions={f.name: f for f in tree.functions},
         func_py={f.name: names.get("F", f.name) for f in tree.functions}, name=tree.name)
-    em, _ = generate_package(tree, info, names=names, consts=consts, packages={}, file=file)
+    with headroom():
+        em, _ = generate_package(tree, info, names=names, consts=consts, packages={}, file=file,
+                                 module_names=_MODULE_NAMES)
     ns = dict(_RUNTIME)
     ns.update(consts)
     ns["_ops"] = ops.STRICT if strict else ops.NORMAL
@@ -339,6 +345,12 @@ def compile_program(source: str, file: str | None = None, *, strict_null: bool =
     """Parse, load packages, check (§11.2) and prepare ``source``. Raises LexError,
     ParseError, PackageError, CheckError (all findings attached) or ArgumentMismatch."""
     file = file or "<script>"
+    with headroom():
+        return _compile_program(source, file, strict_null, on_warning)
+
+
+def _compile_program(source: str, file: str, strict_null: bool,
+                     on_warning: Callable[[Diagnostic], None] | None) -> Program:
     result = parse(source, file)
     tree = result.tree
     if isinstance(tree, A.Package):

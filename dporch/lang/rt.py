@@ -14,7 +14,7 @@ from .values import Lambda, nested_display
 MAX_SLICE = 50_000_000
 
 __all__ = [
-    "MAX_SLICE", "slice_too_large", "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
+    "MAX_CELL_NESTING", "cell", "MAX_SLICE", "slice_too_large", "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
     "hist_slice", "series_func", "spread",
     "call_value", "pipe_value", "destructure", "result_row", "apply_precision", "ErrorRecord",
 ]
@@ -199,9 +199,31 @@ def destructure(v: Any, n_names: int, rest_at: int | None) -> list:
     return out
 
 
+#: Deepest array nesting an output cell may have: the CSV array form (§9.4) doubles the quotes
+#: of a nested array at each level, so its text grows as 2^depth.
+MAX_CELL_NESTING = 16
+
+
+def cell(v: Any) -> Any:
+    """An output cell that may be an array: refused when nested too deeply to write."""
+    if type(v) is list:
+        stack = [(v, 1)]
+        while stack:
+            items, depth = stack.pop()
+            if depth > MAX_CELL_NESTING:
+                raise DPTypeError(f"an output value nests arrays more than {MAX_CELL_NESTING} levels "
+                                  "deep (the CSV array form doubles its quotes at each level); "
+                                  "flatten it before returning it")
+            stack.extend((x, depth + 1) for x in items if type(x) is list)
+    return v
+
+
 def result_row(v: Any, n_out: int, warn_extra: Any) -> list | None:
     """Row result -> output row (§9.3)."""
     if type(v) is list:
+        for x in v:
+            if type(x) is list:
+                cell(x)
         n = len(v)
         if n == n_out:
             return v
@@ -211,7 +233,7 @@ def result_row(v: Any, n_out: int, warn_extra: Any) -> list | None:
         return v[:n_out]
     if v is None:
         return None
-    return [v] + [None] * (n_out - 1) if n_out else []
+    return [cell(v)] + [None] * (n_out - 1) if n_out else []
 
 
 def apply_precision(row: list, scale: int) -> list:

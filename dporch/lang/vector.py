@@ -19,6 +19,7 @@ import numpy as np
 from . import ast as A
 from .analysis import assigned_names, const_value
 from .errors import DPLangError
+from .limits import headroom
 from .indicators import INDICATORS
 from .program import Program
 from .vector_values import (Bool, Col, Num, Str, Unsupported, arith, compare, const, equal, merge,
@@ -73,7 +74,10 @@ class ColumnProgram:
     body: Callable[[Frame], tuple[np.ndarray, list[Col]]]
 
     def run(self, frame: Frame) -> tuple[np.ndarray, list[Col]]:
-        return self.body(frame)
+        try:
+            return self.body(frame)
+        except RecursionError:  # deeply nested calls (a long pipeline): the row form runs
+            raise Unsupported("expressions nested too deeply for the column form") from None
 
 
 class _Compiler:
@@ -255,8 +259,16 @@ class _Compiler:
         return lambda f, a: Bool(~truthy(inner(f, a)))
 
     def x_Binary(self, e: A.Binary) -> Evaluator:
-        left, right, op = self.expr(e.left), self.expr(e.right), e.op
-        return lambda f, a: arith(op, left(f, a), right(f, a), a)
+        nodes = A.spine(e)  # a + b - c ...: folded left to right, however long
+        first = self.expr(nodes[-1].left)  # type: ignore[attr-defined]
+        steps = [(n.op, self.expr(n.right)) for n in reversed(nodes)]  # type: ignore[attr-defined]
+
+        def chain(f: Frame, a: np.ndarray) -> Col:
+            acc = first(f, a)
+            for op, ev in steps:
+                acc = arith(op, acc, ev(f, a), a)
+            return acc
+        return chain
 
     def x_Compare(self, e: A.Compare) -> Evaluator:
         operands = [self.expr(x) for x in e.operands]
@@ -284,15 +296,19 @@ class _Compiler:
         return cmp
 
     def x_Logic(self, e: A.Logic) -> Evaluator:
-        left, right, is_and = self.expr(e.left), self.expr(e.right), e.op == "and"
+        nodes = A.spine(e)  # a and b and c ...: each operand only where it is reached
+        first = self.expr(nodes[-1].left)  # type: ignore[attr-defined]
+        rights = [self.expr(n.right) for n in reversed(nodes)]  # type: ignore[attr-defined]
+        is_and = e.op == "and"
 
         def logic(f: Frame, active: np.ndarray) -> Col:
-            tl = truthy(left(f, active))
-            if is_and:
-                tr = truthy(right(f, active & tl))
-                return Bool(tl & tr)
-            tr = truthy(right(f, active & ~tl))
-            return Bool(tl | tr)
+            t = truthy(first(f, active))
+            for ev in rights:
+                if is_and:
+                    t = t & truthy(ev(f, active & t))
+                else:
+                    t = t | truthy(ev(f, active & ~t))
+            return Bool(t)
         return logic
 
     def x_Ternary(self, e: A.Ternary) -> Evaluator:
@@ -514,6 +530,14 @@ def _describe(e: A.Expr) -> str:
 
 def compile_columns(program: Program) -> ColumnProgram:
     """The column form of ``program``; raises Unsupported (with the reason) if it has none."""
+    try:
+        with headroom():
+            return _compile_columns(program)
+    except RecursionError:
+        raise Unsupported("expressions nested too deeply for the column form") from None
+
+
+def _compile_columns(program: Program) -> ColumnProgram:
     c = _Compiler(program)
     s = program.script
     # An ERROR block never runs in the column form: a row that would fail makes the whole
@@ -543,11 +567,13 @@ def explain(program: Program) -> list[str]:
     first_reason = None
     for st in program.script.body:
         try:
-            c.stmt(st, top=True)
+            with headroom():
+                c.stmt(st, top=True)
             lines.append(f"line {st.line}: column form")
-        except Unsupported as exc:
-            lines.append(f"line {st.line}: row form ({exc})")
-            first_reason = first_reason or f"line {st.line}: {exc}"
+        except (Unsupported, RecursionError) as exc:
+            why = exc if isinstance(exc, Unsupported) else "expressions nested too deeply for the column form"
+            lines.append(f"line {st.line}: row form ({why})")
+            first_reason = first_reason or f"line {st.line}: {why}"
     if first_reason:
         lines.append(f"script: row form, because of {first_reason}")
     else:

@@ -402,3 +402,78 @@ def test_a_deeply_nested_array_cell_is_null_with_a_warning(tmp_path):
     assert runs["row"].out == runs["column"].out == "n\n1\n2\n"
     assert "array nested more than 100 levels deep" in runs["row"].err
     assert runs["daemon"].out == "n\n2\n"  # streaming: a cell that does not parse skips the line
+
+
+# -- 4. long chains and deep nesting ---------------------------------------------------------------
+
+def _sum(n: int) -> str:
+    return " + ".join(["x"] * n)
+
+
+def test_long_operator_chains_compile_flat(tmp_path):
+    h = "-- INPUT x:number --\n-- OUTPUT a, b, c, d, e --\n"
+    script = (h + f"return [{_sum(42)}, {_sum(1000)}, {' * '.join(['x'] * 1100)}, "
+                  f"{' and '.join(['x'] * 1000)}, {' < '.join(['x'] * 1000)}]\n")
+    same_output(forms(tmp_path, script, "x\n1\n2\n"),
+                "a,b,c,d,e\n42,1000,1,true,false\n84,2000,inf,true,false\n")
+
+
+def test_long_pipelines_when_and_elif_chains_compile(tmp_path):
+    h = "-- INPUT x:number --\n-- OUTPUT r --\n"
+    same_output(forms(tmp_path, h + "return [-x" + " |> abs()" * 500 + "]\n", "x\n1\n"), "r\n1\n")
+    arms = ", ".join(f"x == {i} -> {i * 10}" for i in range(300))
+    same_output(forms(tmp_path, h + f"return [when {arms}, else -> -1]\n", "x\n7\n299\n300\n"),
+                "r\n70\n2990\n-1\n")
+    branches = "".join(("if" if i == 0 else "elif") + f" x == {i}:\n    return [{i * 10}]\n" for i in range(1000))
+    same_output(forms(tmp_path, h + branches + "else:\n    return [-1]\n", "x\n7\n999\n1000\n"),
+                "r\n70\n9990\n-1\n")
+
+
+def test_deep_but_allowed_nesting_compiles(tmp_path):
+    h = "-- INPUT x:number --\n-- OUTPUT a, b, c, d --\n"
+    parens = "(" * 90 + "x + 1" + ")" * 90
+    plus = "(x + " * 90 + "1" + ")" * 90
+    fstr = 'f"{' * 70 + "x" + '}"' * 70
+    arrays = "length(" + "[" * 80 + "x" + "]" * 80 + ")"
+    same_output(forms(tmp_path, h + f"return [{parens}, {plus}, {fstr}, {arrays}]\n", "x\n2\n"),
+                "a,b,c,d\n3,181,2,1\n")
+
+
+def test_deep_code_keeps_lambda_scoping(tmp_path):
+    # a lambda reading a variable assigned after it, inside deeply nested code (hoisted helpers)
+    body = "(v + " * 60 + "later" + ")" * 60
+    script = f"-- INPUT x:number --\n-- OUTPUT r --\nf = v -> {body}\nlater = x * 10\nreturn [f(1)]\n"
+    same_output(forms(tmp_path, script, "x\n1\n2\n"), "r\n70\n80\n")
+
+
+def test_a_runtime_error_deep_inside_points_at_its_operator(tmp_path):
+    script = "-- INPUT x:number --\n-- OUTPUT r --\nreturn [" + "(x + " * 60 + "1 / (x - 1)" + ")" * 60 + "]\n"
+    runs = forms(tmp_path, script, "x\n1\n")
+    failed(runs, "r\n", "ZeroDivision at {}:3:311 (row 0, input line 2): division by zero")
+
+
+def test_excessive_nesting_is_a_parse_error_with_its_place(tmp_path):
+    too_deep = ("ParseError at {}:3:%d: expression nested too deeply (more than 100 levels of brackets, "
+                "calls, f-strings or prefix operators); split it with intermediate variables")
+    # the error is at the token opening level 101 (the return's array is level 1)
+    cases = {"(" * 101 + "x" + ")" * 101: 108, "-" * 101 + "x": 107, "abs(" * 101 + "x" + ")" * 101: 404,
+             "[x]" + "[0]" * 101: 306, 'f"{' * 101 + "x" + '}"' * 101: 306}
+    for expr, col in cases.items():
+        runs = forms(tmp_path, f"-- INPUT x:number --\n-- OUTPUT r --\nreturn [{expr}]\n", "x\n1\n")
+        for form, r in runs.items():
+            assert r.code == 1 and r.out == "", form
+            assert r.err.splitlines()[0] == (too_deep % col).format(r.script), (form, expr[:10])
+    blocks = "".join("    " * i + "if x > 0:\n" for i in range(51)) + "    " * 51 + "return [x]\n"
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\n" + blocks, "x\n1\n")
+    for form, r in runs.items():
+        assert r.code == 1 and r.err.splitlines()[0] == (
+            f"ParseError at {r.script}:54:205: blocks nested too deeply (more than 50 levels of if/else); "
+            "use elif, or split the conditions into variables"), form
+
+
+def test_an_output_value_nested_too_deep_is_an_error_not_an_exponential_cell(tmp_path):
+    runs = forms(tmp_path, "-- INPUT x:number --\n-- OUTPUT r --\nreturn [" + "[" * 30 + "x" + "]" * 30 + "]\n",
+                 "x\n1\n")
+    failed(runs, "r\n", "TypeError at {}:3:9 (row 0, input line 2): an output value nests arrays more than "
+                        "16 levels deep (the CSV array form doubles its quotes at each level); flatten it "
+                        "before returning it")
