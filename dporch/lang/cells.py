@@ -270,6 +270,8 @@ def json_loads(text: str) -> Any:
         value = json.loads(text, parse_float=Decimal, parse_int=json_int)
     except RecursionError:
         raise ValueError(_too_deep()) from None
+    except ArithmeticError:  # Decimal refuses the number (an exponent beyond its range)
+        raise ValueError("a number too large to read (its exponent is out of range)") from None
     if text.count("[") + text.count("{") > MAX_NESTING and _depth(value) > MAX_NESTING:
         raise ValueError(_too_deep())
     return value

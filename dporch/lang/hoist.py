@@ -6,7 +6,8 @@ module-level helper ``def _hN(a, b): return <code>`` and replaced by the call ``
 its free local names passed as arguments. The call is evaluated exactly where the code was
 (same order, same laziness); arguments are read at that moment, which is when the code would
 have read them. Code that creates a lambda is never moved: a lambda body reads some variables
-of its creating scope when it is called, not when it is created.
+of its creating scope when it is called, not when it is created, so code holding such a lambda
+stays in place (a lambda that reads only its parameters and captures moves with its code).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ HOIST_DEPTH = 40
 
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _BRACKETS = re.compile(r"[()\[\]{}]")
-_LAMBDA = re.compile(r"\blambda\b")
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -42,12 +42,19 @@ def bracket_depth(code: str) -> int:
     return deepest
 
 
-def _free_names(code: str) -> list[str]:
-    """Names ``code`` reads but does not assign (walrus temps inside it are its own)."""
+def _scopes(code: str) -> tuple[list[str], set[str]]:
+    """(names ``code`` reads but does not assign, names its lambdas' bodies read from outside
+    ``code`` when they are called)."""
     table = symtable.symtable(f"def _f():\n    return {code}\n", "<hoist>", "exec")
     func = table.get_children()[0]
-    return sorted(sym.get_name() for sym in func.get_symbols()
-                  if sym.is_referenced() and sym.is_global())
+    free = sorted(sym.get_name() for sym in func.get_symbols() if sym.is_referenced() and sym.is_global())
+    late: set[str] = set()
+    stack = list(func.get_children())
+    while stack:
+        inner = stack.pop()
+        late.update(sym.get_name() for sym in inner.get_symbols() if sym.is_referenced() and sym.is_global())
+        stack.extend(inner.get_children())
+    return free, late
 
 
 @dataclass
@@ -64,12 +71,16 @@ class Hoister:
         if bracket_depth(code) <= HOIST_DEPTH:
             return code
         plain, _ = strip_marks(code)
-        if _LAMBDA.search(_STRINGS.sub("", plain)):
+        free, late = _scopes(plain)
+        own = {h[0] for h in self.helpers}
+
+        def local(n: str) -> bool:
+            return not (n in self.module_names or n in self.consts or n in own or n in _BUILTINS)
+
+        if any(local(n) for n in late):  # a lambda reading the row's variables when called
             return code
         name = f"_h{len(self.helpers) + 1}"
-        own = {h[0] for h in self.helpers}
-        params = [n for n in _free_names(plain) if n not in self.module_names and n not in self.consts
-                  and n not in own and n not in _BUILTINS]
+        params = [n for n in free if local(n)]
         self.helpers.append((name, params, code, where))
         return f"{name}({', '.join(params)})"
 

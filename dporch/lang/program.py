@@ -16,7 +16,8 @@ from . import ops, rt
 from .analysis import Tracking, package_param_uses, track_script
 from .checker import check
 from .errors import (ArgumentMismatch, CheckError, Diagnostic, DPLangError, DPRuntimeError,
-                     DPTypeError, InputError, ScriptExit, UndefinedFunction, UndefinedVariable)
+                     DPTypeError, InputError, ParseError, ScriptExit, UndefinedFunction,
+                     UndefinedVariable)
 from .limits import headroom
 from .marks import innermost, instruction_span
 from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
@@ -173,9 +174,24 @@ def _exec_module(em: Emitter, file: str, source: str, names: Names, ns: dict[str
     filename = f"<dplang:{next(_counter)}:{file}>"
     _LINEMAPS[filename] = (file, em.pos, source.split("\n"))
     _DEMANGLE.update(names.back)
-    code = compile(em.source(), filename, "exec")
+    try:
+        code = compile(em.source(), filename, "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:  # Python's own nesting limits
+        raise _too_complex(exc, em, file, source) from None
     exec(code, ns)
     return ns
+
+
+def _too_complex(exc: BaseException, em: Emitter, file: str, source: str) -> ParseError:
+    """The statement whose generated code Python refused (the generator keeps code shallow;
+    this is the last resort, e.g. deep code around a lambda that reads later variables)."""
+    lineno = getattr(exc, "lineno", None) or 0
+    pos = em.pos[lineno - 1] if 0 < lineno <= len(em.pos) else None
+    line, col = (pos[0], pos[1]) if pos is not None and pos[0] is not None else (None, None)
+    lines = source.split("\n")
+    return ParseError("expression too deeply nested to compile; split it with intermediate variables",
+                      file=file, line=line, column=col,
+                      source_line=lines[line - 1] if line and 0 < line <= len(lines) else None)
 
 
 @dataclass

@@ -477,3 +477,24 @@ def test_an_output_value_nested_too_deep_is_an_error_not_an_exponential_cell(tmp
     failed(runs, "r\n", "TypeError at {}:3:9 (row 0, input line 2): an output value nests arrays more than "
                         "16 levels deep (the CSV array form doubles its quotes at each level); flatten it "
                         "before returning it")
+
+
+# -- found by tests/lang/test_fuzz.py -----------------------------------------------------------------
+
+def test_a_json_number_beyond_decimal_range_is_an_input_error(tmp_path):
+    s = tmp_path / "s.dp"
+    s.write_text("-- INPUT x --\n-- OUTPUT x --\nreturn [x]\n")
+    d = tmp_path / "d.json"
+    d.write_text("[1e" + "9" * 40 + "]\n")
+    r = _invoke(["run", str(s), str(d)])
+    assert r.code == 2 and r.err.startswith(f"InputError at {d}:1: invalid JSON array: a number too large to read")
+    d.write_text('{"x": 1}\n{"x": 1e' + "9" * 40 + "}\n")
+    r = _invoke(["run", str(s), str(d)])
+    assert (r.code, r.out) == (0, "x\n1\n") and r.err == ("warning: line 2: invalid JSON: a number too large to read "
+                                                      "(its exponent is out of range); line skipped\n")
+
+
+def test_a_time_format_strptime_cannot_compile_is_a_type_error(tmp_path):
+    runs = forms(tmp_path, '-- INPUT x:number --\n-- OUTPUT r --\nreturn [parse_time("2020", "%Y%Y")]\n', "x\n1\n")
+    failed(runs, "r\n", 'TypeError at {}:3:9 (row 0, input line 2): invalid time format "%Y%Y": redefinition '
+                        "of group name 'Y' as group 2; was group 1 at position 19")
