@@ -314,10 +314,13 @@ class ExprGen:
             line, col = e.op_pos[i] if i < len(e.op_pos) else (e.line, e.col)
             parts.append(code if _is_literal(code) else mark(code, line, col))
         may_array = any(ARR in k for k in kinds)
-        if len(parts) == 1:
-            return parts[0]
-        if not may_array:  # (a < b) and (b < c) and ..., flat however long the chain
+        if not may_array and len(parts) > 1:  # (a < b) and (b < c) and ..., flat however long
             return "(True if (" + " and ".join(parts) + ") else False)"
+        if len(parts) <= _FLAT:
+            result = parts[0]
+            for p in parts[1:]:
+                result = self._logic("and", result, p, may_array, may_array)
+            return result
         t = self.temp()
         steps = [f"({t} := {parts[0]})"] + [f"({t} := {self._logic('and', t, p)})" for p in parts[1:]]
         return "(" + ", ".join(steps) + ")[-1]"

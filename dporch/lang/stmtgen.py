@@ -148,12 +148,16 @@ class _StmtGen:
         if v is None or isinstance(v, A.Null):
             return "None"
         if isinstance(v, A.ArrayLit) and not any(isinstance(x, A.Spread) for x in v.elems):
-            elems = [self.gen.expr(x) if ARR not in self.gen.kind(x) else
-                     mark(f"_cell({self.gen.expr(x)})", x.line, x.col) for x in v.elems]
+            elems = [self.gen.expr(x) if ARR not in self.gen.kind(x) else self.cell(x) for x in v.elems]
             if len(elems) <= n:
                 elems += ["None"] * (n - len(elems))
                 return "[" + ", ".join(elems) + "]"
         return f"_result_row({self.gen.expr(v)}, {n}, _warn_extra)"
+
+    def cell(self, x: A.Expr) -> str:
+        """An output element that may be an array: its nesting is checked (rt.cell)."""
+        first, later = self.gen.bind(self.gen.expr(x))
+        return f"({mark(f'_cell({later})', x.line, x.col)} if type({first}) is list else {later})"
 
     n_out = 0
 
