@@ -243,35 +243,33 @@ class StreamingExecutor:
         rows = zip(*values) if values else iter([()] * n)
         t0 = time.perf_counter()
         out_rows, positions, out_keys = result.rows, result.positions, result.keys
-        i = -1
-        try:
-            for i, (k, R) in enumerate(zip(keys, rows)):
-                if bad and i in bad:
-                    err = RowError("InputError", bad[i], base + i, k,
-                                   input_line=lines[i] if lines is not None else None)
-                    self._fail(err)
-                    result.errors.append(err)
-                    continue
-                S = streams.get(k)
-                if S is None:
-                    S = self._stream(k)
+        for i, (k, R) in enumerate(zip(keys, rows)):
+            if bad and i in bad:
+                err = RowError("InputError", bad[i], base + i, k,
+                               input_line=lines[i] if lines is not None else None)
+                self._fail(err)
+                result.errors.append(err)
+                continue
+            S = streams.get(k)
+            if S is None:
+                S = self._stream(k)
+            try:
+                o = step(S, R)
+            except Exception as exc:  # noqa: BLE001 - the error path (state untouched)
+                errors_before = self.errors
                 try:
-                    o = step(S, R)
-                except Exception as exc:  # noqa: BLE001 - the error path (state untouched)
-                    errors_before = self.errors
                     o = self._run(S, R, base + i, k, failure=exc,
                                   input_line=lines[i] if lines is not None else None)
-                    if self.errors > errors_before:
-                        result.errors.append(self.recent_errors[-1])
-                if o is not None:
-                    out_rows.append(o)
-                    positions.append(i)
-                    out_keys.append(k)
-        except DPLangError as exc:  # the run ends here: the rows before it are the result
-            self.rows_in = base + i + 1
-            self.rows_out += len(out_rows)
-            exc.partial_result = result  # type: ignore[attr-defined]
-            raise
+                except DPLangError as end:  # the run ends here: the rows before it are the result
+                    self.rows_in, self.rows_out = base + i + 1, self.rows_out + len(out_rows)
+                    end.partial_result = result  # type: ignore[attr-defined]
+                    raise
+                if self.errors > errors_before:
+                    result.errors.append(self.recent_errors[-1])
+            if o is not None:
+                out_rows.append(o)
+                positions.append(i)
+                out_keys.append(k)
         self._busy += time.perf_counter() - t0
         self.rows_out += len(out_rows)
         return result
