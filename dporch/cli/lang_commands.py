@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..engine.batch import AUTO_KEY, KeyColumnError, run_batch
-from ..engine.readers import open_text, read_records
+from ..engine.batch import AUTO_KEY, HeaderError, run_batch
+from ..engine.readers import open_text, read_records, utf8_error
 from ..engine.writers import LazyFile, RowWriter
 from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError
 from ..lang.program import Program, compile_program, read_script
@@ -58,12 +58,6 @@ def load_program(script: Path, strict_null: bool = False) -> Program:
     return program
 
 
-def _not_utf8(input: str | None, exc: UnicodeDecodeError) -> str:
-    where = "stdin" if input in (None, "-") else input
-    return (f"InputError: {where} is not valid UTF-8 (byte {exc.start} of a read block: "
-            f"{exc.reason}); convert the file to UTF-8")
-
-
 def _run_columns(program: Program, input: str, output: Path | None, key: str | None, explain: bool) -> bool:
     """Try the column form on a CSV file; False when the row form must run instead."""
     from ..engine.columnar import run_columns
@@ -76,8 +70,11 @@ def _run_columns(program: Program, input: str, output: Path | None, key: str | N
         if explain:
             _err(f"using the row form: {exc}")
         return False
-    except KeyColumnError as exc:
-        _err(f"{exc.kind}: {exc.message}")
+    except HeaderError as exc:
+        _err(exc.located(file=input).format())
+        raise typer.Exit(2) from None
+    except UnicodeDecodeError as exc:
+        _err(utf8_error(input, exc).format())
         raise typer.Exit(2) from None
     except OSError as exc:
         _err(f"InputError: cannot read input {input}: {exc.strerror or exc}")
@@ -111,29 +108,32 @@ def register(app: typer.Typer) -> None:
         if (input not in (None, "-") and fmt is OutFormat.csv and not strict_null and not row_form
                 and _run_columns(program, input, output, key, explain)):
             return
+        where = input if input not in (None, "-") else "stdin"
+        stream = None
         try:
-            records = read_records(open_text(input))
+            stream = open_text(input)
+            records = read_records(stream)
         except InputError as exc:
-            _err(exc.format())
+            _err(exc.located(file=where).format())
             raise typer.Exit(2) from None
         except UnicodeDecodeError as exc:
-            _err(_not_utf8(input, exc))
+            _err(utf8_error(input, exc, getattr(stream, "count", None)).format())
             raise typer.Exit(2) from None
         out = LazyFile(output) if output else sys.stdout
         writer = RowWriter(out, program.outputs, fmt.value, owns=output is not None)
         try:
             run_batch(program, records, writer.write, key=AUTO_KEY if key is None else key,
                       note=_err, warn=lambda m: _err(f"warning: {m}"), write_block=writer.write_rows)
-        except KeyColumnError as exc:
-            _err(f"{exc.kind}: {exc.message}")
+        except HeaderError as exc:
+            _err(exc.located(file=input if input not in (None, "-") else "stdin").format())
             raise typer.Exit(2) from None
         except InputError as exc:
             writer.close()
-            _err(exc.format())
+            _err(exc.located(file=where).format())
             raise typer.Exit(2) from None
         except UnicodeDecodeError as exc:
             writer.close()
-            _err(_not_utf8(input, exc))
+            _err(utf8_error(input, exc, getattr(stream, "count", None)).format())
             raise typer.Exit(2) from None
         except DPLangError as exc:
             writer.close()

@@ -14,7 +14,8 @@ from ..engine.daemon import run_daemon
 from ..engine.parallel import run_parallel_daemon
 from ..engine.sources import LineSource
 from ..engine.writers import RowWriter, SplitWriter
-from .lang_commands import load_program
+from ..lang.errors import DPLangError, InputError
+from .lang_commands import load_program, report
 
 __all__ = ["register"]
 
@@ -67,6 +68,12 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:  # an existing split file with another header
             _err(f"error: {exc}")
             raise typer.Exit(2) from None
+        except InputError as exc:
+            report(exc.located(file=input if input not in (None, "-") else "stdin"))
+            raise typer.Exit(2) from None
+        except DPLangError as exc:  # exit() or an error in the ERROR block ended the run
+            report(exc)
+            raise typer.Exit(1) from None
         _err(stats.summary())
 
 

@@ -22,7 +22,7 @@ from ..lang.program import Program
 from ..lang.vector import Frame, compile_columns
 from ..lang.vector_values import Col, Unsupported, null_num
 from . import arrow_io
-from .batch import AUTO_KEY, resolve_key
+from .batch import AUTO_KEY, check_columns, resolve_key
 from .readers import csv_records, sniff_format
 
 __all__ = ["ColumnResult", "run_columns", "evaluate", "group_rows"]
@@ -102,6 +102,7 @@ def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_K
     if not header:
         raise Unsupported("an empty input")
     part = resolve_key(key, header, note)
+    check_columns(program, header, (lambda m: note(f"warning: {m}")) if note else None)
     schema = program.schema_for(header)
     types = program.input_types
     wanted = list(dict.fromkeys(schema + ([part] if part else [])))

@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from ..lang.errors import DPLangError, InputError
 from ..lang.program import Program
-from .batch import AUTO_KEY
+from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
 from .readers import _split_quoted, json_loads, sniff_format
 from .sources import LineSource, stopped_by_signals
@@ -53,6 +54,12 @@ def run_daemon(program: Program, source: LineSource, sink: Sink, *, key: Any = A
         report(str(err))
 
     ex = StreamingExecutor(program, window_size=window, key=key, on_error=on_error)
+
+    def on_invalid(line: int, message: str) -> None:  # streaming: report the line and skip it
+        stats.errors += 1
+        report(f"InputError (input line {line}): {message}; line skipped")
+
+    source.on_invalid = on_invalid
     with stopped_by_signals(source) as stop:
         try:
             _loop(ex, source, sink, stats, stop, report, note)
@@ -78,6 +85,9 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
         if fmt is None:
             first = next(source)
             line_no += 1
+            if line_no in source.invalid_lines:
+                raise InputError("the first line is not valid UTF-8; convert the input to UTF-8 "
+                                 "(for example with iconv -f GBK -t UTF-8)", line=line_no)
             if not first.strip():
                 continue
             fmt = sniff_format(first)
@@ -86,6 +96,7 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
                     if '"' in first else ([c.strip() for c in first.split(",")], 1)
                 line_no += used - 1
                 header = cells
+                check_columns(ex.program, header, report)
                 ex.bind(header)
                 if note and ex._key is not None and ex.key_option is AUTO_KEY:
                     note(f"partitioning streams by column {ex._key} (use --key none for one stream)")
@@ -96,7 +107,7 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
             assert header is not None
             block, line_no = read_block(source, line_no, len(header), strict=True, warn=report,
                                         state={}, limit=min(max(1, source.ready()), BLOCK_LINES))
-            result = ex.push_many((header, block))
+            result = _push(ex, sink, (header, block))
         else:
             count = min(source.ready(), BLOCK_LINES)
             rows, lines = [], []
@@ -117,6 +128,18 @@ def _loop(ex: StreamingExecutor, source: LineSource, sink: Sink, stats: DaemonSt
                 lines.append(line_no)
             if not rows:
                 continue
-            result = ex.push_many(rows)
+            result = _push(ex, sink, rows, lines)
         sink.write_rows(result.rows, result.keys)
+
+
+def _push(ex: StreamingExecutor, sink: Sink, batch: Any, lines: list[int] | None = None) -> Any:
+    """``ex.push_many(batch)``; when a row ends the run (exit(), an error in the ERROR block)
+    the output rows of the rows before it are written first (§9.5), then the error goes on."""
+    try:
+        return ex.push_many(batch, input_lines=lines)
+    except DPLangError as exc:
+        partial = getattr(exc, "partial_result", None)
+        if partial is not None:
+            sink.write_rows(partial.rows, partial.keys)
+        raise
 

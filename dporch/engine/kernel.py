@@ -51,6 +51,7 @@ def run_csv_blocks(lines: Iterator[str], line_no: int, columns: list[str], schem
         out: list = []
         get = streams.get
         k = None
+        first = row
         try:
             for k, R in zip(keys, zip(*typed) if typed else [()] * n):
                 S = get(k)
@@ -62,7 +63,8 @@ def run_csv_blocks(lines: Iterator[str], line_no: int, columns: list[str], schem
                     out.append(o)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a located DPLangError
             emit_block(out)
-            raise locate_error(exc, row=row, key=k if key is not None else None) from None
+            raise locate_error(exc, row=row, key=k if key is not None else None,
+                               input_line=block.lines[row - first]) from None
         emit_block(out)
 
 

@@ -15,8 +15,9 @@ import time
 import zlib
 from typing import Any, Callable, Iterator
 
+from ..lang.errors import DPLangError, InputError
 from ..lang.program import Program
-from .batch import AUTO_KEY
+from .batch import AUTO_KEY, check_columns
 from .columns import BLOCK_LINES, read_block
 from .daemon import DaemonStats
 from .readers import BadLine, _split_quoted
@@ -25,6 +26,9 @@ from .streaming import RowError, StreamingExecutor
 from .writers import SplitWriter
 
 __all__ = ["run_parallel_daemon", "stable_hash"]
+
+
+_ABORT = "abort"  # a worker's message: the run has ended with this error
 
 
 def stable_hash(text: str) -> int:
@@ -46,17 +50,29 @@ def _worker(conn: Any, program: Program, header: list[str], key: Any, window: in
     ex = StreamingExecutor(program, window_size=window, key=key, on_error=on_error)
     ex.bind(header)
     sink = SplitWriter(template, program.outputs, buffer_rows=buffer)
+    aborted = False
     try:
         while True:
             msg = conn.recv()
             if msg is None:
                 break
+            if aborted:
+                continue  # the run has ended: drop what was routed before the reader knew
             numbers, text = msg  # numbers: the input line number of each physical line
             lines = iter(text.split("\n")[:-1])
             block, _ = read_block((ln + "\n" for ln in lines), 0, len(header), strict=True,
                                   warn=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True),
                                   state={}, limit=len(numbers), line_of=lambda n: numbers[n - 1])
-            result = ex.push_many((header, block))
+            try:
+                result = ex.push_many((header, block))
+            except DPLangError as exc:  # exit() or an ERROR-block error: the rows before it count
+                partial = getattr(exc, "partial_result", None)
+                if partial is not None:
+                    sink.write_rows(partial.rows, partial.keys)
+                exc.partial_result = None  # type: ignore[attr-defined]
+                aborted = True
+                conn.send((_ABORT, exc))
+                continue
             sink.write_rows(result.rows, result.keys)
             if conn.poll() is False:
                 sink.flush()  # nothing queued: make the rows visible
@@ -70,9 +86,16 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
                         window: int, buffer: int, report: Callable[[str], None],
                         note: Callable[[str], None] | None = None) -> DaemonStats:
     """Like :func:`~dporch.engine.daemon.run_daemon` for CSV input and split output, on
-    ``workers`` processes."""
+    ``workers`` processes. A row that ends the run (exit(), an error in the ERROR block) stops
+    the reader; blocks already routed to the other workers are still processed."""
     stats = DaemonStats()
     t0 = time.perf_counter()
+
+    def on_invalid(line: int, message: str) -> None:  # report the line and skip it
+        stats.errors += 1
+        report(f"InputError (input line {line}): {message}; line skipped")
+
+    source.on_invalid = on_invalid
     line_no = 0
     header: list[str] | None = None
     while header is None:
@@ -81,11 +104,15 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
             return stats
         first = next(source)
         line_no += 1
+        if line_no in source.invalid_lines:
+            raise InputError("the first line is not valid UTF-8; convert the input to UTF-8 "
+                             "(for example with iconv -f GBK -t UTF-8)", line=line_no)
         if first.strip():
             cells, used = _split_quoted(first, line_no, lambda: next(source, None)) if '"' in first \
                 else ([c.strip() for c in first.split(",")], 1)
             line_no += used - 1
             header = cells
+    check_columns(program, header, report)
     probe = StreamingExecutor(program, window_size=window, key=key)
     probe.bind(header)
     part = probe._key
@@ -102,9 +129,15 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
         child.close()
         pipes.append(parent)
         procs.append(p)
+    aborted: list[DPLangError] = []
     try:
         with stopped_by_signals(source) as stop:
             while not stop["now"]:
+                for conn in pipes:  # a worker says the run has ended (exit(), ERROR block)
+                    if conn.poll():
+                        aborted.append(conn.recv()[1])
+                if aborted:
+                    break
                 n = source.wait_lines()
                 if n == 0:
                     break
@@ -117,12 +150,18 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
         for conn in pipes:
             conn.send(None)
         for conn, p in zip(pipes, procs):
-            rows_in, rows_out, errors = conn.recv()
+            msg = conn.recv()
+            while msg[0] == _ABORT:
+                aborted.append(msg[1])
+                msg = conn.recv()
+            rows_in, rows_out, errors = msg
             stats.rows_in += rows_in
             stats.rows_out += rows_out
             stats.errors += errors
             p.join()
         stats.seconds = time.perf_counter() - t0
+    if aborted:  # the error of the earliest input row
+        raise min(aborted, key=lambda e: e.input_line or 0)
     return stats
 
 

@@ -7,6 +7,7 @@ into the program's row layout R (typed by the INPUT annotations) plus the stream
 from __future__ import annotations
 
 import io
+import json
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,15 +16,16 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from ..lang.cells import CellError, json_cell, json_loads, make_converter
 from ..lang.errors import InputError
+from ..lang.values import number_text
 
-__all__ = ["open_text", "sniff_format", "csv_records", "json_records", "Records", "read_records",
+__all__ = ["open_text", "utf8_error", "CountedLines", "sniff_format", "csv_records", "json_records", "Records", "read_records",
            "RowTyper", "BadLine", "key_text"]
 
 
 def open_text(path: str | None) -> TextIO:
     """A text stream for a path, or stdin for None / '-' (BOM stripped, newlines kept)."""
     if path is None or path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        return CountedLines(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""))  # type: ignore[return-value]
     try:
         return open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -34,6 +36,61 @@ def sniff_format(first_line: str) -> str:
     """'json' when the first non-blank character is '{' or '[', else 'csv' (§9.2)."""
     s = first_line.lstrip("\ufeff \t\r\n")
     return "json" if s[:1] in ("{", "[") else "csv"
+
+
+_JSON_FIX = ("JSON input is one flat object per line (JSON lines) or one array of such objects: "
+             "fix the JSON, or check that the file is the one meant")
+
+
+def utf8_error(input: str | None, exc: UnicodeDecodeError, lines_before: int | None = None) -> InputError:
+    """The InputError for input that is not UTF-8: for a file, the line and column of its
+    first bad byte (found by reading it again); for stdin, the line from ``lines_before`` (the
+    lines read before the failing block) when known."""
+    byte = exc.object[exc.start] if exc.start < len(exc.object) else None
+    what = f"byte 0x{byte:02x}" if byte is not None else exc.reason
+    name = "stdin" if input in (None, "-") else input
+    fix = (f"convert it to UTF-8 (for example: iconv -f GBK -t UTF-8 {name} > {name}.utf8)"
+           if name != "stdin" else "convert the input to UTF-8 (for example with iconv -f GBK -t UTF-8)")
+    where: dict[str, Any] = {}
+    if name != "stdin":
+        found = _first_bad_utf8(name)
+        if found is not None:
+            where = {"line": found[0], "column": found[1]}
+            what = f"byte 0x{found[2]:02x}"
+    elif lines_before is not None:
+        where = {"line": lines_before + 1 + exc.object[:exc.start].count(b"\n")}
+    return InputError(f"the input is not valid UTF-8 ({what}); {fix}", file=name, **where)
+
+
+def _first_bad_utf8(path: str) -> tuple[int, int, int] | None:
+    """(line, column, byte) of the first invalid UTF-8 sequence in a file."""
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    column = len(raw[:exc.start].decode("utf-8", errors="replace")) + 1
+                    return n, column, raw[exc.start]
+    except OSError:
+        return None
+    return None
+
+
+class CountedLines:
+    """Lines of a text stream, counted as they are read (for error locations on stdin)."""
+
+    def __init__(self, f: TextIO) -> None:
+        self.f = f
+        self.count = 0
+
+    def __iter__(self) -> "CountedLines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.f)
+        self.count += 1
+        return line
 
 
 class BadLine(ValueError):
@@ -119,6 +176,8 @@ def key_text(v: Any) -> str | None:
         return "true" if v else "false"
     if type(v) is Decimal:
         return str(v)
+    if type(v) is float:  # host data (a DataFrame): 600001.0 is the key 600001
+        return number_text(v)
     return str(v)
 
 
@@ -134,17 +193,19 @@ def json_records(f: Iterable[str], start_line: int = 1) -> Iterator[tuple[int, d
             continue
         opens_array = first and s.startswith("[")
         first = False
-        if opens_array:
+        if opens_array:  # the whole input is one array: unreadable if any of it is (§9.2)
             text = s + "".join(it)
             try:
                 data = json_loads(text)
             except ValueError as exc:
-                raise BadLine(line_no, f"invalid JSON array: {exc}") from None
-            if not isinstance(data, list):
-                raise BadLine(line_no, "expected a JSON array of objects")
+                where = {"line": line_no}
+                if isinstance(exc, json.JSONDecodeError):
+                    where = {"line": line_no + exc.lineno - 1, "column": exc.colno}
+                raise InputError(f"invalid JSON array: {getattr(exc, 'msg', exc)}; {_JSON_FIX}",
+                                 **where) from None
+            if not isinstance(data, list) or not all(isinstance(obj, dict) for obj in data):
+                raise InputError(f"expected a JSON array of objects; {_JSON_FIX}", line=line_no)
             for obj in data:
-                if not isinstance(obj, dict):
-                    raise BadLine(line_no, "expected a JSON object in the array")
                 yield line_no, obj
             return
         try:
@@ -169,6 +230,7 @@ class Records:
     empty: bool  # no header line at all
     lines: Iterator[str] | None = None  # CSV: the raw lines after the header (same stream)
     line_no: int = 0  # CSV: line number of the header
+    tabular: bool = False  # the columns are a real header (a DataFrame's), not the first object's keys
 
 
 def read_records(f: TextIO) -> Records:
@@ -189,7 +251,7 @@ def read_records(f: TextIO) -> Records:
         if head is None:
             return Records("json", [], iter(()), empty=False)
         if isinstance(head[1], BadLine):
-            raise InputError(f"line {head[0]}: {head[1].message}")
+            raise InputError(f"{head[1].message}; {_JSON_FIX}", line=head[0])
         columns = list(head[1].keys())
         return Records("json", columns, _chain(head, records), empty=False)
     lines = _chain(first, f)

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from ..lang.errors import Diagnostic
 from ..lang.program import Program, compile_program, read_script
+from ..lang.values import number_text
 from .batch import AUTO_KEY, BatchStats, run_batch
 from .readers import Records
 
@@ -49,7 +50,13 @@ class Script:
     def run(self, data: Any, key: Any = AUTO_KEY) -> Any:
         """Batch run over a pandas DataFrame (returns a DataFrame) or an iterable of dicts
         (returns a list of dicts keyed by the OUTPUT names). ``key``: a column name, or
-        "none"/None for one stream; not given: partition by stock_code when present."""
+        "none"/None for one stream; not given: partition by stock_code when present.
+
+        A DataFrame column declared ``string`` in -- INPUT -- is read as text even when pandas
+        parsed it as numbers (``pd.read_csv`` turns stock codes into ints, or floats when a
+        cell is empty): an integer value becomes its integer text (600001 and 600001.0 give
+        "600001"), another number its §9.4 number text. Leading zeros pandas already dropped
+        cannot come back: read such columns with ``dtype=str`` to keep "000001"."""
         if key is None:
             key = "none"
         rows: list[list] = []
@@ -58,7 +65,7 @@ class Script:
         except ImportError:  # pragma: no cover - pandas is a dependency
             pd = None
         if pd is not None and isinstance(data, pd.DataFrame):
-            records = _frame_records(data)
+            records = _frame_records(data, self.program.input_types)
             run_batch(self.program, records, rows.append, key=key)
             return pd.DataFrame(rows, columns=self.outputs)
         records = _dict_records(list(data))
@@ -91,12 +98,22 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _frame_records(df: Any) -> Records:
+def _string_cell(v: Any) -> Any:
+    """A host number in a column declared string: its text (integers without ``.0``)."""
+    if type(v) is float and v == v and v not in (float("inf"), float("-inf")):
+        return str(int(v)) if v == int(v) else number_text(v)
+    return v
+
+
+def _frame_records(df: Any, types: dict[str, str | None]) -> Records:
     columns = [str(c) for c in df.columns]
+    texts = [types.get(c) == "string" for c in columns]
+
     def gen():
         for i, tup in enumerate(df.itertuples(index=False, name=None)):
-            yield i + 1, {c: _plain(v) for c, v in zip(columns, tup)}
-    return Records("json", columns, gen(), empty=False)
+            yield i + 1, {c: (_string_cell(_plain(v)) if text else _plain(v))
+                          for c, v, text in zip(columns, tup, texts)}
+    return Records("json", columns, gen(), empty=False, tabular=True)
 
 
 def _dict_records(rows: list[dict]) -> Records:

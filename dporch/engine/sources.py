@@ -9,7 +9,7 @@ import signal
 import time
 from collections import deque
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 __all__ = ["LineSource"]
 
@@ -43,6 +43,12 @@ class LineSource:
         self._stopped = False
         self._first = True
         self.waiting = False  # True while blocked waiting for input (signals may interrupt)
+        self.lines_read = 0  # complete lines decoded so far (the next one's number is this + 1)
+        # ``on_invalid(line_number, message)``: told about a line that is not UTF-8, which is
+        # then handed over as a blank line (so later line numbers stay right). Without it such
+        # bytes are decoded as U+FFFD.
+        self.on_invalid: Callable[[int, str], None] | None = None
+        self.invalid_lines: set[int] = set()
 
     def stop(self) -> None:
         self._stopped = True
@@ -94,14 +100,33 @@ class LineSource:
             self._partial = buf
             return
         self._partial = buf[cut + 1:]
-        text = buf[: cut + 1].decode("utf-8", errors="replace")
+        try:
+            text = buf[: cut + 1].decode("utf-8", errors="strict" if self.on_invalid else "replace")
+        except UnicodeDecodeError:
+            text = self._decode_lines(buf[: cut + 1])
         if self._first:
             self._first = False
             if text.startswith("\ufeff"):
                 text = text[1:]
         parts = text.split("\n")
         parts.pop()  # text ends with "\n"
+        self.lines_read += len(parts)
         self._lines.extend(line + "\n" for line in parts)
+
+    def _decode_lines(self, data: bytes) -> str:
+        """Decode line by line: a line that is not UTF-8 is reported and becomes blank."""
+        out = []
+        for i, raw in enumerate(data.split(b"\n")[:-1]):
+            try:
+                out.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                number = self.lines_read + i + 1
+                column = len(raw[:exc.start].decode("utf-8", errors="replace")) + 1
+                self.invalid_lines.add(number)
+                assert self.on_invalid is not None
+                self.on_invalid(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column})")
+                out.append("")
+        return "\n".join(out) + "\n"
 
     def wait_lines(self) -> int:
         """Number of complete lines ready (0 only when the input has ended or we stopped)."""

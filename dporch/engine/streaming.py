@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..lang.errors import InputError
+from ..lang.errors import DPLangError, InputError
 from ..lang.program import Bound, Program, locate_error
 from .batch import AUTO_KEY
 from ..lang.cells import CellError
@@ -56,10 +56,12 @@ class RowError:
         return asdict(self)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column} " if self.line else ""
-        src = f"input line {self.input_line}, " if self.input_line else ""
-        key = f", key {self.key}" if self.key is not None else ""
-        return f"{self.kind} {where}({src}row {self.row}{key}): {self.message}"
+        """The batch form of a located error (§14.2): ``Kind at FILE:L:C (row R, key K, input
+        line N): message``."""
+        where = f" at {self.file or '<script>'}:{self.line}:{self.column or 1}" if self.line else ""
+        parts = [f"row {self.row}"] + ([f"key {self.key}"] if self.key is not None else []) + \
+            ([f"input line {self.input_line}"] if self.input_line else [])
+        return f"{self.kind}{where} ({', '.join(parts)}): {self.message}"
 
 
 @dataclass
@@ -202,14 +204,14 @@ class StreamingExecutor:
                     raise exc
                 return step(S, R)
             except Exception as exc:  # noqa: BLE001 - reported as a RowError
-                err = locate_error(exc, row=seq, key=k)
+                err = locate_error(exc, row=seq, key=k, input_line=input_line)
+                if err.aborts_run:  # exit() or an error in the ERROR block ends the run (§9.5)
+                    raise err from None
                 rerr = RowError(err.kind, err.message, seq, k, err.line, err.column, err.file,
                                 input_line=input_line, attempts=attempt)
-                if err.kind != "ScriptExit" and self.retry is not None and self.retry(rerr, attempt):
+                if self.retry is not None and self.retry(rerr, attempt):
                     attempt += 1
                     continue
-                if err.kind == "ScriptExit":
-                    raise err from None
                 self._fail(rerr)
                 return None
 
@@ -219,12 +221,18 @@ class StreamingExecutor:
         if self.on_error is not None:
             self.on_error(err)
 
-    def push_many(self, batch: Any, keys: Sequence[Any] | None = None) -> StepResult:
+    def push_many(self, batch: Any, keys: Sequence[Any] | None = None, *,
+                  input_lines: Sequence[int] | None = None) -> StepResult:
         """Process a batch of rows in order: a pandas DataFrame, a pyarrow RecordBatch or Table,
         a dict of column lists, a sequence of dicts, or a text
         :class:`~dporch.engine.columns.Block` with its header (``(columns, block)``, as the
-        daemon reads CSV). ``keys`` overrides the stream key of each row."""
+        daemon reads CSV). ``keys`` overrides the stream key of each row; ``input_lines`` gives
+        the input line of each row for error reports.
+
+        A row that ends the run (``exit()``, an error in the ERROR block) raises its located
+        DPLangError with ``partial_result``: the StepResult of the rows before it."""
         columns, values, row_keys, bad, lines = self._columns(batch)
+        lines = lines if input_lines is None else input_lines  # where each row is in the input
         keys = row_keys if keys is None else list(keys)
         result = StepResult(columns=self.program.outputs)
         n = len(keys)
@@ -253,8 +261,13 @@ class StreamingExecutor:
                 o = step(S, R)
             except Exception as exc:  # noqa: BLE001 - the error path (state untouched)
                 errors_before = self.errors
-                o = self._run(S, R, base + i, k, failure=exc,
-                              input_line=lines[i] if lines is not None else None)
+                try:
+                    o = self._run(S, R, base + i, k, failure=exc,
+                                  input_line=lines[i] if lines is not None else None)
+                except DPLangError as end:  # the run ends here: the rows before it are the result
+                    self.rows_in, self.rows_out = base + i + 1, self.rows_out + len(out_rows)
+                    end.partial_result = result  # type: ignore[attr-defined]
+                    raise
                 if self.errors > errors_before:
                     result.errors.append(self.recent_errors[-1])
             if o is not None:

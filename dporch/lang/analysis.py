@@ -21,6 +21,9 @@ SERIES_FUNCS = ("ref", "offset", "past", "window")
 SPECIAL_FUNCS = frozenset(SERIES_FUNCS) | frozenset(INDICATORS) | {"POSITION"}
 
 UNBOUNDED = None  # lookback value meaning "keep everything"
+#: Offsets further back than this are never in any stream's history (always null), so they
+#: need no buffer (a deque that long cannot even be created).
+MAX_OFFSET = 2**40
 
 
 def const_value(e: A.Expr | None) -> float | None:
@@ -31,10 +34,14 @@ def const_value(e: A.Expr | None) -> float | None:
         v = const_value(e.operand)
         return None if v is None else -v
     if isinstance(e, A.Binary) and e.op in "+-*":
-        a, b = const_value(e.left), const_value(e.right)
-        if a is None or b is None:
-            return None
-        return a + b if e.op == "+" else a - b if e.op == "-" else a * b
+        nodes = A.spine(e)  # folded left to right (chains can be long)
+        v = const_value(nodes[-1].left)  # type: ignore[attr-defined]
+        for node in reversed(nodes):
+            b = const_value(node.right) if node.op in "+-*" else None  # type: ignore[attr-defined]
+            if v is None or b is None:
+                return None
+            v = v + b if node.op == "+" else v - b if node.op == "-" else v * b  # type: ignore[attr-defined]
+        return v
     return None
 
 
@@ -88,7 +95,7 @@ def _ts_access(node: A.Expr, t: Tracking) -> None:
         if k is None:
             t.need(name, UNBOUNDED)
             t.lookahead = True
-        elif k < 0:
+        elif 0 < -k <= MAX_OFFSET:
             t.need(name, -k)
         elif k > 0:
             t.lookahead = True
@@ -97,7 +104,7 @@ def _ts_access(node: A.Expr, t: Tracking) -> None:
     b = -1 if node.end is None else const_int(node.end)
     if node.zero_alias or node.start is None or (node.start is not None and a is None):
         t.need(name, UNBOUNDED)
-    elif a < 0:
+    elif 0 < -a <= MAX_OFFSET:
         t.need(name, -a)
     if b is None or b > 0:
         t.lookahead = True
@@ -113,7 +120,8 @@ def _series_func(call: A.Call, t: Tracking) -> None:
     if name is None:
         return
     n = const_int(call.args[1]) if len(call.args) > 1 else None
-    t.need(name, UNBOUNDED if n is None else abs(n))
+    if n is None or abs(n) <= MAX_OFFSET:
+        t.need(name, UNBOUNDED if n is None else abs(n))
 
 
 def _visit(nodes, t: Tracking, param_uses: dict[tuple[str, str], list[ParamUse]]) -> None:

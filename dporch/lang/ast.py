@@ -9,7 +9,7 @@ __all__ = [
     "Node", "Expr", "Stmt", "Num", "Str", "FStr", "Bool", "Null", "Name", "ArrayLit", "Spread",
     "Unary", "Binary", "Compare", "Logic", "Ternary", "When", "LambdaExpr", "Call", "Index",
     "Slice", "Member", "Assign", "Destructure", "If", "Return", "ExprStmt", "Param", "FuncDef",
-    "PkgVar", "Script", "Package", "walk",
+    "PkgVar", "Script", "Package", "walk", "spine", "elif_chain",
 ]
 
 
@@ -88,6 +88,7 @@ class Compare(Expr):
 
     ops: list[str]
     operands: list[Expr]
+    op_pos: list[tuple[int, int]] = field(default_factory=list)  # (line, col) of each operator
 
 
 @dataclass(eq=False)
@@ -300,3 +301,40 @@ def walk(node: Node):
         n = stack.pop()
         yield n
         stack.extend(reversed(list(children(n))))
+
+
+_GROUPS = {"+": 1, "-": 1, "*": 2, "/": 2, "%": 2}
+
+
+def _continues(node: Node, inner: Node) -> bool:
+    if isinstance(node, Binary):
+        return isinstance(inner, Binary) and _GROUPS.get(inner.op, 0) == _GROUPS.get(node.op, -1)
+    if isinstance(node, Logic):
+        return isinstance(inner, Logic) and inner.op == node.op
+    return isinstance(inner, Call)
+
+
+def spine(e: Expr) -> list[Expr]:
+    """The nodes of the left-associative chain ``e`` heads, outermost first: ``a + b - c``
+    (one precedence level of + - or * / %), ``a and b and c`` (one operator), or a call whose
+    first argument is a call (pipelines: ``x |> f() |> g()`` is ``g(f(x))``). Chains are
+    unlimited in length, so passes walk them with this instead of recursing."""
+    nodes = [e]
+    if not isinstance(e, (Binary, Logic, Call)):
+        return nodes
+    while True:
+        node = nodes[-1]
+        if isinstance(node, Call) and not node.args:
+            return nodes
+        inner = node.args[0] if isinstance(node, Call) else node.left  # type: ignore[attr-defined]
+        if not _continues(node, inner):
+            return nodes
+        nodes.append(inner)
+
+
+def elif_chain(s: If) -> list[If]:
+    """An ``if`` and its ``elif`` branches (each the else branch of the one before)."""
+    chain = [s]
+    while len(chain[-1].orelse) == 1 and isinstance(chain[-1].orelse[0], If) and chain[-1].orelse[0].is_elif:
+        chain.append(chain[-1].orelse[0])  # type: ignore[arg-type]
+    return chain

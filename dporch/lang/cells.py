@@ -24,7 +24,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from .values import number_to_decimal
+from .values import decimal_in_range, decimal_range_error, number_to_decimal
 
 __all__ = [
     "TYPE_NAMES",
@@ -36,6 +36,7 @@ __all__ = [
     "json_loads",
     "json_int",
     "NUMERAL_RE",
+    "MAX_NESTING",
 ]
 
 TYPE_NAMES = ("number", "decimal", "string", "bool", "array", "null")
@@ -106,12 +107,10 @@ def _to_decimal(text: str) -> Any:
         except (InvalidOperation, ValueError):
             d = None
         if d is not None and d.is_finite():
-            # Bound the exponent (decimal128's range) so "1e999999999" cannot expand into a
-            # gigabyte of digits when written out.
-            if ("e" not in text and "E" not in text) or (
-                d.adjusted() <= 6144 and d.as_tuple().exponent >= -6176
-            ):
-                return d
+            # Bounded exponents, so "1e999999999" cannot expand into a gigabyte of digits.
+            if not decimal_in_range(d):
+                raise CellError(decimal_range_error(repr(text)))
+            return d
     raise CellError(f"not a decimal: {text!r}")
 
 
@@ -186,7 +185,7 @@ def _split_top(inner: str) -> list[str]:
     return out
 
 
-def _array_element(text: str) -> Any:
+def _array_element(text: str, depth: int) -> Any:
     e = text.strip()
     if len(e) >= 2 and e[0] == '"' and e[-1] == '"':
         body = e[1:-1]
@@ -194,21 +193,23 @@ def _array_element(text: str) -> Any:
             raise CellError(f"badly quoted array element: {e}")
         body = body.replace('""', '"')
         if body[:1] == "[" and body[-1:] == "]":
-            return _parse_array(body)
+            return _parse_array(body, depth + 1)
         return body
     if e[:1] == "[" and e[-1:] == "]":
-        return _parse_array(e)
+        return _parse_array(e, depth + 1)
     return infer_cell(e)
 
 
-def _parse_array(text: str) -> list[Any]:
+def _parse_array(text: str, depth: int = 1) -> list[Any]:
+    if depth > MAX_NESTING:
+        raise CellError("array " + _too_deep())
     s = text.strip()
     if len(s) < 2 or s[0] != "[" or s[-1] != "]":
         raise CellError(f"not an array: {text!r}")
     inner = s[1:-1]
     if not inner.strip():
         return []
-    return [_array_element(p) for p in _split_top(inner)]
+    return [_array_element(p, depth) for p in _split_top(inner)]
 
 
 def _to_array(text: str) -> Any:
@@ -252,9 +253,40 @@ def json_int(text: str) -> Any:
     return int(text)
 
 
+#: Deepest nesting of arrays (and objects) in an input cell or JSON value.
+MAX_NESTING = 100
+
+
+def _too_deep() -> str:
+    return (f"nested more than {MAX_NESTING} levels deep (flatten the value, or pass it as "
+            "several columns)")
+
+
 def json_loads(text: str) -> Any:
-    """Decode JSON keeping the exact text of non-integer numbers (as ``Decimal``)."""
-    return json.loads(text, parse_float=Decimal, parse_int=json_int)
+    """Decode JSON keeping the exact text of non-integer numbers (as ``Decimal``). Raises
+    ValueError (``json.JSONDecodeError`` with its position for malformed text) also for
+    values nested more than :data:`MAX_NESTING` levels deep."""
+    try:
+        value = json.loads(text, parse_float=Decimal, parse_int=json_int)
+    except RecursionError:
+        raise ValueError(_too_deep()) from None
+    except ArithmeticError:  # Decimal refuses the number (an exponent beyond its range)
+        raise ValueError("a number too large to read (its exponent is out of range)") from None
+    if text.count("[") + text.count("{") > MAX_NESTING and _depth(value) > MAX_NESTING:
+        raise ValueError(_too_deep())
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value (iterative: the value may be deep)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _json_plain(v: Any) -> Any:
@@ -294,9 +326,14 @@ def json_cell(value: Any, type_name: str | None) -> Any:
         if t is Decimal:
             if not value.is_finite():
                 raise CellError(f"not a decimal: {value}")
+            if not decimal_in_range(value):
+                raise CellError(decimal_range_error(str(value)))
             return value
         if t is int:
-            return Decimal(value)
+            d = Decimal(value)
+            if not decimal_in_range(d):
+                raise CellError(decimal_range_error(str(value)))
+            return d
         if t is float:
             if value != value or value in (float("inf"), float("-inf")):
                 raise CellError(f"not a decimal: {value!r}")

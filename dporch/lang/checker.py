@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from . import ast as A
 from .analysis import SERIES_FUNCS, assigned_names
 from .builtins import BUILTINS
@@ -9,7 +11,7 @@ from .errors import Diagnostic
 from .indicator_calls import arity as indicator_arity
 from .indicators import INDICATORS
 
-__all__ = ["check", "BUILTIN_VARS"]
+__all__ = ["check", "BUILTIN_VARS", "did_you_mean"]
 
 BUILTIN_VARS = frozenset(("_index", "_total", "_args", "_args_names"))
 
@@ -68,6 +70,11 @@ class _Checker:
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, e: A.Expr, scope: _Scope, ctx: dict) -> None:
+        if isinstance(e, (A.Binary, A.Logic, A.Call)):
+            nodes = A.spine(e)
+            if len(nodes) > 1:  # a chain (any length): operands in order, without recursing
+                self.chain(nodes, scope, ctx)
+                return
         if isinstance(e, A.Name):
             self.name(e, e.id, scope, ctx)
         elif isinstance(e, A.LambdaExpr):
@@ -91,6 +98,18 @@ class _Checker:
             for child in A.children(e):
                 self.expr(child, scope, ctx)
 
+    def chain(self, nodes: list[A.Expr], scope: _Scope, ctx: dict) -> None:
+        """A chain from :func:`~dporch.lang.ast.spine`, innermost first."""
+        inner = nodes[-1]
+        if isinstance(inner, A.Call):
+            self.call(inner, scope, ctx)
+            for node in reversed(nodes[:-1]):
+                self.call(node, scope, ctx, first_done=True)  # type: ignore[arg-type]
+            return
+        self.expr(inner.left, scope, ctx)  # type: ignore[attr-defined]
+        for node in reversed(nodes):
+            self.expr(node.right, scope, ctx)  # type: ignore[attr-defined]
+
     def name(self, node: A.Node, name: str, scope: _Scope, ctx: dict) -> None:
         self.reads.add(name)
         if name in scope.known or name in scope.lenient:
@@ -107,7 +126,14 @@ class _Checker:
         elif name in self.packages or name in self.own_quals:
             self.error(node, f"undefined variable: {name} ({name} is a package; use {name}.member)")
         else:
-            self.error(node, f"undefined variable: {name}")
+            self.error(node, f"undefined variable: {name}{self.variable_hint(name, scope, ctx)}")
+
+    def variable_hint(self, name: str, scope: _Scope, ctx: dict) -> str:
+        """`` (did you mean close?)`` for a misspelt name, from the names usable here."""
+        names = set(scope.known) | scope.lenient
+        if ctx.get("row"):
+            names |= BUILTIN_VARS | set(ctx.get("all_assigned") or ())
+        return did_you_mean(name, names)
 
     def series_base(self, node: A.Name, scope: _Scope, ctx: dict) -> None:
         """A bare identifier used as a time-series base (§11.2 E1 exception)."""
@@ -121,7 +147,8 @@ class _Checker:
                 return
             if name in BUILTIN_VARS:
                 return
-            self.error(node, f"undefined variable: {name} (declare it in -- INPUT -- to read its history)")
+            hint = did_you_mean(name, set(scope.known) | set(ctx["all_assigned"]) | set(ctx.get("outputs") or ()))
+            self.error(node, f"undefined variable: {name}{hint or ' (declare it in -- INPUT -- to read its history)'}")
             return
         self.name(node, name, scope, ctx)
 
@@ -138,13 +165,15 @@ class _Checker:
             return
         members = {v.name for v in pkg.variables} | {f.name for f in pkg.functions}
         if e.name not in members:
-            self.error(e, f"package {e.pkg} has no member '{e.name}'")
+            self.error(e, f"package {e.pkg} has no member '{e.name}'{did_you_mean(e.name, members)}")
         elif e.name.startswith("_") and pkg is not self.own:
             self.error(e, f"'{e.pkg}.{e.name}' is private to its package", code="CheckError")
 
-    def call(self, e: A.Call, scope: _Scope, ctx: dict) -> None:
+    def call(self, e: A.Call, scope: _Scope, ctx: dict, first_done: bool = False) -> None:
+        """Arguments, then the callee. ``first_done``: the first argument (the inner call of
+        a chain) was checked already."""
         for a in e.args:
-            if e.name in SERIES_FUNCS and e.pkg is None and a is e.args[0]:
+            if a is e.args[0] and (first_done or (e.name in SERIES_FUNCS and e.pkg is None)):
                 continue
             self.expr(a.value if isinstance(a, A.Spread) else a, scope, ctx)
         for _, v in e.kwargs:
@@ -169,7 +198,8 @@ class _Checker:
         if spec is None:
             if name in scope.known or name in scope.lenient:
                 return
-            self.error(e, f"undefined function: {name}")
+            callable_names = set(BUILTINS) | set(INDICATORS) | set(SERIES_FUNCS) | {"POSITION"} | scope.callees
+            self.error(e, f"undefined function: {name}{did_you_mean(name, callable_names)}")
             return
         lo, hi, keywords = spec
         if name == "POSITION":
@@ -206,8 +236,11 @@ class _Checker:
             return
         fdef = next((f for f in pkg.functions if f.name == e.name), None)
         if fdef is None:
-            what = "a variable, not a function" if any(v.name == e.name for v in pkg.variables) else "no such function"
-            self.error(e, f"undefined function: {e.pkg}.{e.name} ({what})")
+            if any(v.name == e.name for v in pkg.variables):
+                what = " (a variable, not a function)"
+            else:
+                what = did_you_mean(e.name, {f.name for f in pkg.functions}) or " (no such function)"
+            self.error(e, f"undefined function: {e.pkg}.{e.name}{what}")
             return
         if e.name.startswith("_") and pkg is not self.own:
             self.error(e, f"'{e.pkg}.{e.name}' is private to its package")
@@ -261,11 +294,13 @@ class _Checker:
                 self.expr(s.value, scope, ctx)
                 self.check_return(s, ctx)
             return known
-        if isinstance(s, A.If):
-            self.expr(s.cond, scope, ctx)
-            after_body = self.block(s.body, known, scope_extra, ctx, set())
-            after_else = self.block(s.orelse, after_body, scope_extra, ctx, set())
-            return after_else
+        if isinstance(s, A.If):  # if, its elif branches (in a loop: any number), else
+            chain = A.elif_chain(s)
+            for node in chain:
+                self.expr(node.cond, _Scope(known, lenient=scope_extra.get("lenient"),
+                                            callees=scope_extra.get("callees")), ctx)
+                known = self.block(node.body, known, scope_extra, ctx, set())
+            return self.block(chain[-1].orelse, known, scope_extra, ctx, set())
         return known
 
     def assign(self, s: A.Stmt, name: str, known: set[str], ctx: dict, assigned_here: set[str]) -> None:
@@ -299,6 +334,11 @@ class _Checker:
             ectx = dict(ctx, error_scope=True)
             self.block(script.error_block, set(inputs), {"lenient": body_assigned}, ectx, set())
         self.block(script.body, set(inputs), {}, ctx, set(inputs))
+        statements = list(script.body) + list(script.error_block or [])
+        if not any(isinstance(n, A.Return) for s in statements for n in A.walk(s)):
+            first = script.body[0] if script.body else A.Return(1, 1, None)
+            self.warn("W7", first, "the script has no return statement, no rows will be written "
+                                   "(end it with return [values...] for the OUTPUT columns)")
         exempt = inputs | set(script.output_names) | self.history_reads
         for name, node in ctx["assigned_at"].items():
             if name not in self.reads and name not in exempt:
@@ -321,6 +361,14 @@ class _Checker:
                 if p.default is not None:
                     self.expr(p.default, _Scope(pknown | params, callees=funcs), ctx)
             self.block(f.body, known | params, {"callees": funcs}, ctx, set())
+
+
+def did_you_mean(name: str, candidates: set[str]) -> str:
+    """`` (did you mean X?)`` naming the closest candidate (same letters in another case
+    first), or "" when nothing is close."""
+    same_case = [c for c in candidates if c.lower() == name.lower() and c != name]
+    close = same_case or difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def check(script: A.Script, packages: dict[str, A.Package]) -> list[Diagnostic]:

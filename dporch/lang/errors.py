@@ -46,9 +46,12 @@ def caret_block(source_line: str | None, column: int | None) -> str:
 
 
 class DPLangError(Exception):
-    """Base of every DPLang error. ``kind`` is the stable name shown to users."""
+    """Base of every DPLang error. ``kind`` is the stable name shown to users. ``aborts_run``:
+    the error ends a streaming run too (``exit()``, an error inside the ERROR block, §9.5),
+    where other row errors only skip their row."""
 
     kind = "DPLangError"
+    aborts_run = False
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class DPLangError(Exception):
         row: int | None = None,
         key: Any = None,
         source_line: str | None = None,
+        input_line: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -69,6 +73,7 @@ class DPLangError(Exception):
         self.row = row
         self.key = key
         self.source_line = source_line
+        self.input_line = input_line  # the input's line (1-based) holding the row
 
     @property
     def is_runtime(self) -> bool:
@@ -86,8 +91,13 @@ class DPLangError(Exception):
         if self.line:
             where += f":{self.line}:{self.column or 1}"
         text = f"{self.kind} at {where}"
-        if self.row is not None:
-            text += f" (row {self.row}" + (f", key {self.key}" if self.key is not None else "") + ")"
+        if self.row is not None or self.input_line is not None:
+            parts = [] if self.row is None else [f"row {self.row}"]
+            if self.key is not None:
+                parts.append(f"key {self.key}")
+            if self.input_line is not None:
+                parts.append(f"input line {self.input_line}")
+            text += " (" + ", ".join(parts) + ")"
         return f"{text}: {self.message}"
 
     def format(self) -> str:
@@ -103,6 +113,7 @@ class DPLangError(Exception):
             "column": self.column,
             "row": self.row,
             "key": self.key,
+            "input_line": self.input_line,
         }
 
     def __str__(self) -> str:
@@ -138,7 +149,18 @@ class PackageError(DPLangError):
 
 
 class InputError(DPLangError):
+    """Unreadable input, or input that does not fit the script. ``file`` is the input (or the
+    script that could not be read); line and column, when known, are in that file."""
+
     kind = "InputError"
+
+    def header(self) -> str:
+        if self.file is None and self.line is None:
+            return f"{self.kind}: {self.message}"
+        where = self.file or "input"
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{self.kind} at {where}: {self.message}"
 
 
 class DPRuntimeError(DPLangError):
@@ -177,6 +199,7 @@ class NullReference(DPRuntimeError):
 
 class ScriptExit(DPRuntimeError):
     kind = "ScriptExit"
+    aborts_run = True
 
 
 @dataclass

@@ -7,19 +7,29 @@ used twice are bound once with ``:=`` temps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import ast as A
 from .analysis import SERIES_FUNCS, const_value
 from .builtins import BUILTINS
+from .errors import DPLangError
+from .indicator_calls import make_state
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NUM, KindOf
+from .hoist import Hoister
+from .marks import mark
+from .rt import MAX_SLICE
 from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
 from .values import FunctionValue
 
 __all__ = ["ExprGen", "Site"]
 
+#: Nodes whose code can raise (an operator, a call, an index, a read of an unset variable).
+_MARKED = frozenset(("Binary", "Unary", "Logic", "Call", "Index", "Slice", "Name", "Member",
+                     "ArrayLit"))
+_FLAT = 8  # chains longer than this are generated flat (flat_chain)
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "^": "pow"}
 _CMP = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
@@ -53,6 +63,23 @@ def _is_float_literal(code: str) -> bool:
     return True
 
 
+@dataclass(eq=False)
+class _Code(A.Expr):
+    """Already generated code standing for an operand (the running value of a flat chain)."""
+
+    code: str
+
+
+def float_code(x: float) -> str:
+    """Python source for a number: ``repr`` except for the infinities a literal can overflow to
+    (``1e999``), whose repr ``inf`` is not a Python literal."""
+    if x != x:
+        return "(1e999 - 1e999)"
+    if x in (math.inf, -math.inf):
+        return "1e999" if x > 0 else "-1e999"
+    return repr(x)
+
+
 def _tuple(items: list[str]) -> str:
     return "(" + "".join(i + ", " for i in items) + ")"
 
@@ -76,6 +103,8 @@ class ExprGen:
         self._temps = 0
         self._lazy = 0
         self._uid = 0
+        self.hoist: Hoister | None = None  # keeps the generated code shallow (see .hoist)
+        self.em: Any = None  # the emitter: its current statement position, for hoisted code
 
     # -- helpers --------------------------------------------------------------------------------
     def temp(self) -> str:
@@ -135,10 +164,44 @@ class ExprGen:
 
     # -- dispatch -------------------------------------------------------------------------------
     def expr(self, e: A.Expr) -> str:
-        return getattr(self, "x_" + type(e).__name__)(e)
+        nodes = A.spine(e)
+        if len(nodes) > _FLAT:
+            code = self.flat_chain(nodes)
+        else:
+            code = getattr(self, "x_" + type(e).__name__)(e)
+        if type(e).__name__ in _MARKED and not (code.isidentifier() or _is_literal(code)):
+            code = mark(code, e.line, e.col)  # a runtime error here points at e
+        if self.hoist is not None:
+            code = self.hoist(code, self.em.where if self.em is not None else None)
+        return code
+
+    def flat_chain(self, nodes: list[A.Expr]) -> str:
+        """A long chain (see :func:`~dporch.lang.ast.spine`, outermost first) as one flat
+        tuple of steps ``(t := inner, t := t op b, ...)[-1]``: evaluated in the same order,
+        each step as the node alone would be, without nesting the Python code."""
+        t = self.temp()
+        steps = [f"({t} := {self.expr(nodes[-1])})"]
+        for node in reversed(nodes[:-1]):
+            if isinstance(node, A.Binary):
+                code = self._binary(node.op, t, self.expr(node.right), self.kind(node.left),
+                                    self.kind(node.right))
+            elif isinstance(node, A.Logic):
+                code = self._logic(node.op, t, self.expr(node.right), ARR in self.kind(node.left),
+                                   ARR in self.kind(node.right))
+            else:
+                code = self.x_Call(replace(node, args=[_Code(node.line, node.col, t)] + node.args[1:]))
+            if not _is_literal(code):
+                code = mark(code, node.line, node.col)
+            if self.hoist is not None:
+                code = self.hoist(code, self.em.where if self.em is not None else None)
+            steps.append(f"({t} := {code})")
+        return "(" + ", ".join(steps) + ")[-1]"
+
+    def x__Code(self, e: "_Code") -> str:
+        return e.code
 
     def x_Num(self, e: A.Num) -> str:
-        return repr(e.value)
+        return float_code(e.value)
 
     def x_Str(self, e: A.Str) -> str:
         return repr(e.value)
@@ -159,7 +222,7 @@ class ExprGen:
 
     def elem(self, x: A.Expr) -> str:
         if isinstance(x, A.Spread):
-            return f"*_spread({self.expr(x.value)})"
+            return "*" + mark(f"_spread({self.expr(x.value)})", x.line, x.col)
         return self.expr(x)
 
     def x_ArrayLit(self, e: A.ArrayLit) -> str:
@@ -170,7 +233,7 @@ class ExprGen:
         code = self.expr(e.operand)
         if e.op == "-":
             if _is_float_literal(code):
-                return repr(-float(code))
+                return float_code(-float(code))
             if k <= {NUM}:
                 return f"(-{code})"
             first, later = self.bind(code)
@@ -181,13 +244,17 @@ class ExprGen:
         return f"(_ops.not_({later}) if type({first}) is list else not {later})"
 
     def x_Binary(self, e: A.Binary) -> str:
-        a, b = self.expr(e.left), self.expr(e.right)
-        name = _ARITH[e.op]
-        if e.op == "^" or (_is_float_literal(a) and _is_float_literal(b)):
+        return self._binary(e.op, self.expr(e.left), self.expr(e.right), self.kind(e.left),
+                            self.kind(e.right))
+
+    def _binary(self, op: str, a: str, b: str, ka: frozenset[str], kb: frozenset[str]) -> str:
+        """``a op b`` for operand codes a, b of static kinds ka, kb."""
+        name = _ARITH[op]
+        if op == "^" or (_is_float_literal(a) and _is_float_literal(b)):
             return f"_ops.{name}({a}, {b})"
-        a_num = _is_float_literal(a) or self.kind(e.left) <= {NUM}
-        b_num = _is_float_literal(b) or self.kind(e.right) <= {NUM}
-        zero_check = e.op in "/%" and not (_is_float_literal(b) and float(b) != 0)
+        a_num = _is_float_literal(a) or ka <= {NUM}
+        b_num = _is_float_literal(b) or kb <= {NUM}
+        zero_check = op in "/%" and not (_is_float_literal(b) and float(b) != 0)
         # Operands used in a check are bound to temps (first use in the condition); the others
         # appear once in whichever branch runs.
         fa, la = self.bind(a) if not a_num else (a, a)
@@ -202,12 +269,12 @@ class ExprGen:
             cond = f"({cond})"
         if zero_check:
             cond = f"{cond} and {lb}" if cond else lb
-        if e.op == "%":
+        if op == "%":
             fast = f"_fmod({la}, {lb})"
         else:
-            fast = f"({la} {e.op} {lb})"
+            fast = f"({la} {op} {lb})"
         if not cond:
-            return f"({fa} {e.op} {fb})" if e.op != "%" else f"_fmod({fa}, {fb})"
+            return f"({fa} {op} {fb})" if op != "%" else f"_fmod({fa}, {fb})"
         return f"({fast} if {cond} else _ops.{name}({la}, {lb}))"
 
     def _compare(self, op: str, a: tuple[str, str], b: tuple[str, str],
@@ -243,12 +310,20 @@ class ExprGen:
         parts = []
         for i, op in enumerate(e.ops):
             left = operands[i] if i == 0 else (operands[i][1], operands[i][1])
-            parts.append(self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1]))
-        result = parts[0]
+            code = self._compare(op, left, operands[i + 1], kinds[i], kinds[i + 1])
+            line, col = e.op_pos[i] if i < len(e.op_pos) else (e.line, e.col)
+            parts.append(code if _is_literal(code) else mark(code, line, col))
         may_array = any(ARR in k for k in kinds)
-        for p in parts[1:]:
-            result = self._logic("and", result, p, may_array, may_array)
-        return result
+        if not may_array and len(parts) > 1:  # (a < b) and (b < c) and ..., flat however long
+            return "(True if (" + " and ".join(parts) + ") else False)"
+        if len(parts) <= _FLAT:
+            result = parts[0]
+            for p in parts[1:]:
+                result = self._logic("and", result, p, may_array, may_array)
+            return result
+        t = self.temp()
+        steps = [f"({t} := {parts[0]})"] + [f"({t} := {self._logic('and', t, p)})" for p in parts[1:]]
+        return "(" + ", ".join(steps) + ")[-1]"
 
     def _logic(self, op: str, a: str, b: str, a_array: bool = True, b_array: bool = True) -> str:
         if not a_array and not b_array:
@@ -269,13 +344,21 @@ class ExprGen:
                            ARR in self.kind(e.left), ARR in self.kind(e.right))
 
     def x_Ternary(self, e: A.Ternary) -> str:
-        return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.other)})"
+        arms = []
+        node: A.Expr = e
+        while isinstance(node, A.Ternary):  # a ? 1 : b ? 2 : c, flat
+            arms.append((node.cond, node.then))
+            node = node.other
+        return self._choice(arms, node)
 
     def x_When(self, e: A.When) -> str:
-        code = "None" if e.other is None else self.expr(e.other)
-        for cond, res in reversed(e.arms):
-            code = f"({self.expr(res)} if {self.expr(cond)} else {code})"
-        return code
+        return self._choice(list(e.arms), e.other)
+
+    def _choice(self, arms: list[tuple[A.Expr, A.Expr]], other: A.Expr | None) -> str:
+        """``(r1) if (c1) else (r2) if (c2) else (d)``: Python's conditional expression is
+        right-associative, so any number of arms stays flat."""
+        parts = [f"({self.expr(res)}) if ({self.expr(cond)}) else " for cond, res in arms]
+        return "(" + "".join(parts) + ("(None)" if other is None else f"({self.expr(other)})") + ")"
 
     def x_LambdaExpr(self, e: A.LambdaExpr) -> str:
         self._uid += 1
@@ -341,6 +424,8 @@ class ExprGen:
         first, cur = self.bind(cur_code) if may_array else (cur_code, cur_code)
         buf, col = self.buffer(name), self.ahead_col(name)
         k = const_value(e.index)
+        if k is not None and not math.isfinite(k):
+            k = None  # x[1e999]: the runtime TypeError of a non-finite offset
         head = ""
         if k is not None:
             ki = int(k)
@@ -370,6 +455,8 @@ class ExprGen:
         s = "None" if e.start is None else self.expr(e.start)
         t = "None" if e.end is None else self.expr(e.end)
         ka, kb = const_value(e.start), const_value(e.end)
+        ka = ka if ka is not None and math.isfinite(ka) else None
+        kb = kb if kb is not None and math.isfinite(kb) else None
         if e.zero_alias:
             a, b = "None", "0"
         else:
@@ -377,6 +464,14 @@ class ExprGen:
                 str(int(ka)) if ka is not None else f"_index_number({s}, 'slice offset')")
             b = "-1" if e.end is None else (
                 str(int(kb)) if kb is not None else f"_index_number({t}, 'slice offset')")
+        too_large = a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and \
+            int(b) - int(a) + 1 > MAX_SLICE
+        if too_large:  # an error when the time-series slice is evaluated, as for computed bounds
+            series = f"_slice_too_large({a}, {b})"
+            if cur == "None":
+                return series
+            return (f"(_array_slice({cur}, {s if e.start is not None else '_OMIT'}, "
+                    f"{t if e.end is not None else '_OMIT'}) if type({first}) is list else {series})")
         if a.lstrip("-").isdigit() and int(a) < 0 and b in ("0", "-1") and buf.isidentifier() \
                 and buf != "None":
             series = self._tail_slice(e.base.id, buf, -int(a), cur if b == "0" else None)
@@ -473,10 +568,22 @@ class ExprGen:
         return f"{pkg.func_py[e.name]}({stream}, {_tuple(srcs)}{', ' if args else ''}{args})"
 
     def position_call(self, e: A.Call) -> str:
-        """POSITION(): the backtest's holdings, else the [old] rule (§13.6)."""
+        """POSITION(): the backtest's holdings, else the [old] rule (§13.6): the row variable
+        ``position`` if assigned, else the current input column ``position`` (an empty cell is
+        null), else 0."""
         env = self.env
-        cur = env.current("position") if (env.raw("position") or isinstance(env.root, RowEnv)) else "None"
-        fallback = f"_nvl0({cur})"
+        if isinstance(env, RowEnv):
+            column = env.input_value("position") if "position" in env.schema else "0.0"
+            r = env.raw("position") if "position" in env.assigned else None
+            if r is None:
+                fallback = column
+            elif r[1]:
+                fallback = r[0]
+            else:
+                fallback = f"({r[0]} if {r[0]} is not _UNSET else {column})"
+        else:  # lambdas and package functions: their binding of position, else 0
+            cur = env.current("position") if (env.raw("position") or isinstance(env.root, RowEnv)) else "None"
+            fallback = f"_nvl0({cur})"
         if not env.in_row:
             return fallback
         return f"(S.position() if S.position is not None else {fallback})"
@@ -517,6 +624,11 @@ class ExprGen:
         if any(s is None for s in sources):
             return f"_ind_values({e.name!r}, {_tuple(currents)}, {ptuple})"
         static = [const_value(p) for p in params]
+        if all(v is not None for v in static):
+            try:
+                make_state(e.name, tuple(static))
+            except DPLangError as exc:  # e.g. MA(x, 0): an error when (and only if) evaluated
+                return f"_ind_invalid({exc.message!r}, {_tuple(currents)})"
         root = self.env.root
         if (isinstance(root, RowEnv) and all(s == repr(a.id) for s, a in zip(sources, series))
                 and all(v is not None for v in static)):

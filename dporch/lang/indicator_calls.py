@@ -10,7 +10,7 @@ from .errors import ArgumentMismatch, DPTypeError
 from .indicators import INDICATORS, IndicatorInfo, last_value
 from .values import to_number
 
-__all__ = ["arity", "convert_params", "make_state", "values_call", "dynamic_call", "num", "nums",
+__all__ = ["arity", "convert_params", "make_state", "invalid_call", "values_call", "dynamic_call", "num", "nums",
            "numc", "any_list"]
 
 
@@ -39,8 +39,23 @@ def convert_params(info: IndicatorInfo, params: tuple) -> tuple:
 
 
 def make_state(name: str, params: tuple) -> Any:
+    """A fresh state for ``name(series, *params)``; bad parameters are a TypeError that names
+    the indicator as called (``MA period must be ≥ 1``, not SMA's)."""
     info = INDICATORS[name]
-    return info.state_class(*convert_params(info, params))
+    converted = convert_params(info, params)
+    try:
+        return info.state_class(*converted)
+    except DPTypeError as exc:
+        own = info.state_class.__name__.removesuffix("State")
+        if own != name and exc.message.startswith(own + " "):
+            raise DPTypeError(name + exc.message[len(own):]) from None
+        raise
+
+
+def invalid_call(message: str, values: tuple) -> Any:
+    """An indicator call whose constant parameters are invalid: the TypeError is raised when
+    the call is evaluated (after its series arguments), never when the stream is set up."""
+    raise DPTypeError(message)
 
 
 def num(v: Any) -> float | None:

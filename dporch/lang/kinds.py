@@ -100,7 +100,11 @@ class KindOf:
                 return frozenset((BOOL, ARR)) if ARR in k else frozenset((BOOL,))
             return frozenset(k & {NUM, NULL, DEC, ARR})
         if isinstance(e, A.Binary):
-            return self._arith(e.op, self(e.left), self(e.right))
+            nodes = A.spine(e)  # a chain of any length, folded left to right
+            k = self(nodes[-1].left)  # type: ignore[attr-defined]
+            for node in reversed(nodes):
+                k = self._memo[id(node)] = self._arith(node.op, k, self(node.right))  # type: ignore[attr-defined]
+            return k
         if isinstance(e, A.Compare):
             ks = [self(x) for x in e.operands]
             out = {BOOL}
@@ -111,9 +115,12 @@ class KindOf:
                 out.add(NULL)
             return frozenset(out)
         if isinstance(e, A.Logic):
-            if ARR in self(e.left) or ARR in self(e.right):
-                return frozenset((BOOL, ARR))
-            return frozenset((BOOL,))
+            nodes = A.spine(e)
+            array = ARR in self(nodes[-1].left)  # type: ignore[attr-defined]
+            for node in reversed(nodes):
+                array = array or ARR in self(node.right)  # type: ignore[attr-defined]
+                self._memo[id(node)] = frozenset((BOOL, ARR)) if array else frozenset((BOOL,))
+            return self._memo[id(e)]
         if isinstance(e, A.Ternary):
             return self(e.then) | self(e.other)
         if isinstance(e, A.When):

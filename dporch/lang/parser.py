@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import ast as A
 from .errors import Diagnostic, PackageError, ParseError
+from .limits import BLOCK_MESSAGE, MAX_BLOCK_DEPTH, MAX_NESTING, NESTING_MESSAGE, headroom
 from .lexer import RESERVED, TYPE_NAMES, Decl, FStringPart, Token, normalize_source, tokenize
 
 __all__ = ["parse", "parse_expression", "ParseResult"]
@@ -21,12 +22,20 @@ class ParseResult:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], source: str, file: str | None):
+    def __init__(self, tokens: list[Token], source: str, file: str | None, nesting: int = 0):
         self.toks = tokens
         self.i = 0
         self.src_lines = source.split("\n")
         self.file = file
         self.no_lambda = 0  # >0 while parsing a `when` arm condition outside brackets
+        self.nesting = nesting  # expression nesting levels open (see .limits)
+        self.blocks = 0  # if/else blocks open
+
+    def enter(self, tok: Token) -> None:
+        """One more level of expression nesting (ParseError beyond MAX_NESTING)."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(NESTING_MESSAGE, tok)
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -188,11 +197,15 @@ class _Parser:
         self.expect("NEWLINE", "end of line after ':'")
         if not self.at("INDENT"):
             raise self.error(f"expected an indented block ({what})")
+        self.blocks += 1
+        if self.blocks > MAX_BLOCK_DEPTH:
+            raise self.error(BLOCK_MESSAGE)
         self.next()
         stmts = [self.statement(in_package=False)]
         while not self.at("DEDENT", "EOF"):
             stmts.append(self.statement(in_package=False))
         self.accept("DEDENT")
+        self.blocks -= 1
         return stmts
 
     # -- statements -------------------------------------------------------------------------------
@@ -213,13 +226,13 @@ class _Parser:
         if k == "mut":
             raise self.error("unexpected token: mut ('mut' is only allowed in packages)")
         if k == "[":
-            save = self.i
+            save, nesting = self.i, self.nesting
             try:
                 stmt = self.destructure()
             except ParseError as err:
-                if getattr(err, "_committed", False):
+                if getattr(err, "_committed", False) or err.message == NESTING_MESSAGE:
                     raise
-                self.i = save
+                self.i, self.nesting = save, nesting
             else:
                 return stmt
         if k == "IDENT":
@@ -254,22 +267,23 @@ class _Parser:
         return False
 
     def if_stmt(self) -> A.If:
-        t = self.next()
-        cond = self.expr()
-        self.expect(":", "':' after the if condition")
-        body = self.block("if")
+        """``if``, its ``elif`` branches (read in a loop: any number of them) and ``else``;
+        an ``elif`` is an If nested in the else branch (``is_elif``)."""
+        arms: list[tuple[Token, A.Expr, list[A.Stmt]]] = []
+        while not arms or self.at("elif"):
+            t = self.next()
+            cond = self.expr()
+            self.expect(":", "':' after the if condition")
+            arms.append((t, cond, self.block("if")))
         orelse: list[A.Stmt] = []
-        if self.at("elif"):
-            et = self.tok
-            inner = self.if_stmt()
-            inner.is_elif = True
-            inner.line, inner.col = et.line, et.col
-            orelse = [inner]
-        elif self.at("else"):
+        if self.at("else"):
             self.next()
             self.expect(":", "':' after else")
             orelse = self.block("else")
-        return A.If(t.line, t.col, cond, body, orelse)
+        for t, cond, body in reversed(arms):
+            node = A.If(t.line, t.col, cond, body, orelse, is_elif=t.kind == "elif")
+            orelse = [node]
+        return node
 
     def destructure(self) -> A.Destructure:
         t = self.expect("[")
@@ -313,13 +327,15 @@ class _Parser:
         return left
 
     def ternary(self) -> A.Expr:
+        self.enter(self.tok)
         cond = self.or_expr()
         if self.at("?"):
             t = self.next()
             then = self.or_expr()
             self.expect(":", "':' in the ternary expression")
             other = self.ternary()
-            return A.Ternary(t.line, t.col, cond, then, other)
+            cond = A.Ternary(t.line, t.col, cond, then, other)
+        self.nesting -= 1
         return cond
 
     def or_expr(self) -> A.Expr:
@@ -339,18 +355,23 @@ class _Parser:
     def not_expr(self) -> A.Expr:
         if self.at("not"):
             t = self.next()
-            return A.Unary(t.line, t.col, "not", self.not_expr())
+            self.enter(t)
+            node = A.Unary(t.line, t.col, "not", self.not_expr())
+            self.nesting -= 1
+            return node
         return self.cmp_expr()
 
     def cmp_expr(self) -> A.Expr:
         first = self.add_expr()
         if not self.tok.kind in _CMP_OPS:
             return first
-        ops, operands = [], [first]
+        ops, operands, positions = [], [first], []
         while self.tok.kind in _CMP_OPS:
-            ops.append(self.next().kind)
+            t = self.next()
+            ops.append(t.kind)
+            positions.append((t.line, t.col))
             operands.append(self.add_expr())
-        return A.Compare(first.line, first.col, ops, operands)
+        return A.Compare(first.line, first.col, ops, operands, positions)
 
     def add_expr(self) -> A.Expr:
         left = self.mul_expr()
@@ -369,20 +390,32 @@ class _Parser:
     def unary(self) -> A.Expr:
         if self.at("-"):
             t = self.next()
-            return A.Unary(t.line, t.col, "-", self.unary())
+            self.enter(t)
+            node = A.Unary(t.line, t.col, "-", self.unary())
+            self.nesting -= 1
+            return node
         return self.pow_expr()
 
     def pow_expr(self) -> A.Expr:
         base = self.postfix()
         if self.at("^"):
             t = self.next()
-            return A.Binary(t.line, t.col, "^", base, self.unary())
+            self.enter(t)
+            base = A.Binary(t.line, t.col, "^", base, self.unary())
+            self.nesting -= 1
         return base
 
     def postfix(self) -> A.Expr:
+        """A primary and the calls, subscripts and members applied to it in a row (each wraps
+        the node once more: a level of nesting, counted after its own arguments)."""
         node = self.primary()
+        applied = 0
         while True:
             k = self.tok.kind
+            if k in ("(", "[", "."):
+                applied += 1
+                if self.nesting + applied > MAX_NESTING:
+                    raise self.error(NESTING_MESSAGE)
             if k == "(":
                 node = self.call(node)
             elif k == "[":
@@ -596,19 +629,23 @@ class _Parser:
             toks, _ = tokenize(p.text, self.file, decls=False)
         except Exception:
             raise bad() from None
-        # Shift positions to the placeholder's place in the file.
-        for tok in toks:
-            if tok.line == 1:
-                tok.col += p.col - 1
-            tok.line += p.line - 1
-        sub = _Parser(toks, "\n".join(self.src_lines), self.file)
+        # Shift positions to the placeholder's place in the file (nested f-strings' own
+        # placeholders too: they are parsed from these tokens later).
+        for item in toks + [q for tok in toks if tok.kind == "FSTR" for q in tok.value
+                            if isinstance(q, FStringPart)]:
+            if item.line == 1:
+                item.col += p.col - 1
+            item.line += p.line - 1
+        sub = _Parser(toks, "\n".join(self.src_lines), self.file, self.nesting)
         try:
             e = sub.expr()
             if sub.at("NEWLINE"):
                 sub.next()
             if not sub.at("EOF"):
                 raise bad()
-        except ParseError:
+        except ParseError as err:
+            if err.message == NESTING_MESSAGE:
+                raise
             raise bad() from None
         return e
 
@@ -626,10 +663,11 @@ def parse(source: str, file: str | None = None) -> ParseResult:
     source = normalize_source(source)
     tokens, warnings = tokenize(source, file)
     p = _Parser(tokens, source, file)
-    if tokens[0].kind == "package":
-        tree: A.Script | A.Package = p.parse_package(source)
-    else:
-        tree = p.parse_data_script(source)
+    with headroom():
+        if tokens[0].kind == "package":
+            tree: A.Script | A.Package = p.parse_package(source)
+        else:
+            tree = p.parse_data_script(source)
     return ParseResult(tree, warnings)
 
 
@@ -637,7 +675,8 @@ def parse_expression(text: str) -> A.Expr:
     """Parse one expression (for tests and tools)."""
     tokens, _ = tokenize(text)
     p = _Parser(tokens, text, None)
-    e = p.expr()
+    with headroom():
+        e = p.expr()
     p.accept("NEWLINE")
     if not p.at("EOF"):
         raise p.error(f"unexpected token: {p.tok.describe()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from decimal import DecimalException
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,17 @@ from . import ops, rt
 from .analysis import Tracking, package_param_uses, track_script
 from .checker import check
 from .errors import (ArgumentMismatch, CheckError, Diagnostic, DPLangError, DPRuntimeError,
-                     DPTypeError, InputError, ScriptExit, UndefinedFunction, UndefinedVariable)
-from .indicator_calls import any_list, dynamic_call, num, numc, nums, values_call
+                     DPTypeError, InputError, ParseError, ScriptExit, UndefinedFunction,
+                     UndefinedVariable)
+from .limits import headroom
+from .marks import innermost, instruction_span
+from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
 from .packages import load_imports
 from .parser import parse
 from .scopes import Names, PackageInfo
 from .stmtgen import Emitter, generate_package, generate_step
 from .stream import Stream, StreamLayout
-from .values import Lambda, display, ieee_fmod
+from .values import DEC_EMAX, Lambda, display, ieee_fmod
 
 __all__ = ["Program", "Bound", "compile_program", "locate_error"]
 
@@ -85,11 +89,11 @@ _RUNTIME: dict[str, Any] = {
     "_undefined_fn": _undefined_fn, "_Lambda": Lambda, "_call_value": rt.call_value,
     "_pipe_value": rt.pipe_value, "_call_checked": _call_checked, "_display": display,
     "_spread": rt.spread, "_array_index": rt.array_index, "_array_slice": rt.array_slice, "_OMIT": rt.OMIT,
-    "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
+    "_slice_too_large": rt.slice_too_large, "_hist_at": rt.hist_at, "_hist_tail": rt.hist_tail, "_NO_CURRENT": rt._NO_CURRENT, "_ts_at": rt.ts_at, "_hist_slice": rt.hist_slice, "_hbuf": _hbuf,
     "_index_number": rt.index_number, "_destructure": rt.destructure,
-    "_result_row": rt.result_row, "_apply_precision": rt.apply_precision,
+    "_result_row": rt.result_row, "_cell": rt.cell, "_apply_precision": rt.apply_precision,
     "_series_func": rt.series_func, "_series_outside": _series_outside,
-    "_ind_values": values_call, "_ind_call": dynamic_call, "_any_list": any_list, "_num": num,
+    "_ind_values": values_call, "_ind_call": dynamic_call, "_ind_invalid": invalid_call, "_any_list": any_list, "_num": num,
     "_nums": nums, "_numc": numc, "_nvl0": _nvl0, "_eq": ops.eq, "_fmod": ieee_fmod,
     "_ScriptExit": ScriptExit, "_arity_error": _arity_error, "_call_pkg": _call_pkg,
 }
@@ -97,8 +101,10 @@ _RUNTIME: dict[str, Any] = {
 _UNBOUND_RE = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
 
 
-def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None) -> DPLangError:
-    """Turn any exception raised by compiled code into a located DPLangError (§14.2)."""
+def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None,
+                 input_line: int | None = None, statement: bool = False) -> DPLangError:
+    """Turn any exception raised by compiled code into a located DPLangError (§14.2): at the
+    failing operator or call, or with ``statement`` at the start of its statement."""
     if isinstance(exc, DPLangError):
         err = exc
     elif isinstance(exc, NameError):  # UnboundLocalError is a NameError
@@ -106,24 +112,35 @@ def locate_error(exc: BaseException, *, row: int | None = None, key: Any = None)
         err = UndefinedVariable(f"undefined variable: {_demangle(m.group(1)) if m else '?'}")
     elif isinstance(exc, RecursionError):
         err = DPTypeError("recursion too deep (a lambda calls itself without end?)")
+    elif isinstance(exc, DecimalException):
+        err = DPTypeError(f"decimal result out of range ({type(exc).__name__}: decimals have at "
+                          f"most 28 significant digits and exponents up to {DEC_EMAX})")
     elif isinstance(exc, TypeError) and "positional argument" in str(exc):
         err = ArgumentMismatch(f"wrong number of arguments: {exc}")
     else:
         err = _InternalError(f"internal error: {type(exc).__name__}: {exc}")
     where = None
     tb = exc.__traceback__
-    while tb is not None:
-        info = _LINEMAPS.get(tb.tb_frame.f_code.co_filename)
+    while tb is not None:  # the innermost frame of generated code with a known position
+        code = tb.tb_frame.f_code
+        info = _LINEMAPS.get(code.co_filename)
         if info is not None:
             pos = info[1][tb.tb_lineno - 1] if 0 < tb.tb_lineno <= len(info[1]) else None
             if pos is not None:
-                where = (info[0], pos, info[2])
+                where = (info, pos, code, tb.tb_lasti, tb.tb_lineno)
         tb = tb.tb_next
     if where is not None and err.line is None:
-        file, (line, col), lines = where
-        err.file, err.line, err.column = file, line, col
-        err.source_line = lines[line - 1] if 0 < line <= len(lines) else None
-    err.located(row=row, key=key)
+        (file, _, lines), pos, code, lasti, lineno = where
+        line, col = pos[0], pos[1]
+        if len(pos) > 2 and not statement:
+            at = instruction_span(code, lasti, lineno)
+            hit = innermost(pos[2], at) if at is not None else None
+            if hit is not None:
+                line, col = hit
+        if line is not None:
+            err.file, err.line, err.column = file, line, col
+            err.source_line = lines[line - 1] if 0 < line <= len(lines) else None
+    err.located(row=row, key=key, input_line=input_line)
     return err
 
 
@@ -135,20 +152,46 @@ def _demangle(py: str) -> str:
 
 
 def _error_record(exc: BaseException) -> rt.ErrorRecord:
-    err = locate_error(exc)
+    """``_error`` for an ERROR block: its line is the failing statement's (§9.5)."""
+    err = locate_error(exc, statement=True)
     return rt.ErrorRecord(err.kind, err.message, err.line)
 
 
+def _error_block_failed(exc: BaseException) -> DPLangError:
+    """An error raised by the ERROR block itself: located, and marked to end the run."""
+    err = locate_error(exc)
+    err.aborts_run = True
+    return err
+
+
 _RUNTIME["_error_record"] = _error_record
+_RUNTIME["_error_block_failed"] = _error_block_failed
+#: Names every generated module's namespace provides (never passed to hoisted helpers).
+_MODULE_NAMES = set(_RUNTIME) | {"_ops", "_warn_extra"}
 
 
 def _exec_module(em: Emitter, file: str, source: str, names: Names, ns: dict[str, Any]) -> dict[str, Any]:
     filename = f"<dplang:{next(_counter)}:{file}>"
     _LINEMAPS[filename] = (file, em.pos, source.split("\n"))
     _DEMANGLE.update(names.back)
-    code = compile(em.source(), filename, "exec")
+    try:
+        code = compile(em.source(), filename, "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:  # Python's own nesting limits
+        raise _too_complex(exc, em, file, source) from None
     exec(code, ns)
     return ns
+
+
+def _too_complex(exc: BaseException, em: Emitter, file: str, source: str) -> ParseError:
+    """The statement whose generated code Python refused (the generator keeps code shallow;
+    this is the last resort, e.g. deep code around a lambda that reads later variables)."""
+    lineno = getattr(exc, "lineno", None) or 0
+    pos = em.pos[lineno - 1] if 0 < lineno <= len(em.pos) else None
+    line, col = (pos[0], pos[1]) if pos is not None and pos[0] is not None else (None, None)
+    lines = source.split("\n")
+    return ParseError("expression too deeply nested to compile; split it with intermediate variables",
+                      file=file, line=line, column=col,
+                      source_line=lines[line - 1] if line and 0 < line <= len(lines) else None)
 
 
 @dataclass
@@ -235,10 +278,11 @@ class Bound:
         names = Names()
         consts: dict[str, Any] = {}
         packages = {q: self._script_side(p, names, consts) for q, p in program.packages.items()}
-        em, gen, buffer_names = generate_step(
-            program.script, names=names, consts=consts, packages=packages,
-            tracking=program.tracking, schema=schema, file=program.file,
-            may_decimal=_may_decimal(program), typed=typed)
+        with headroom():
+            em, gen, buffer_names = generate_step(
+                program.script, names=names, consts=consts, packages=packages,
+                tracking=program.tracking, schema=schema, file=program.file,
+                may_decimal=_may_decimal(program), typed=typed, module_names=_MODULE_NAMES)
         self.source = em.source()
         ns = dict(_RUNTIME)
         ns.update(consts)
@@ -298,7 +342,9 @@ def _compile_package(qual: str, tree: A.Package, file: str, strict: bool) -> _Lo
         variables={v.name: names.get("G", v.name) for v in tree.variables},
         functions={f.name: f for f in tree.functions},
         func_py={f.name: names.get("F", f.name) for f in tree.functions}, name=tree.name)
-    em, _ = generate_package(tree, info, names=names, consts=consts, packages={}, file=file)
+    with headroom():
+        em, _ = generate_package(tree, info, names=names, consts=consts, packages={}, file=file,
+                                 module_names=_MODULE_NAMES)
     ns = dict(_RUNTIME)
     ns.update(consts)
     ns["_ops"] = ops.STRICT if strict else ops.NORMAL
@@ -315,6 +361,12 @@ def compile_program(source: str, file: str | None = None, *, strict_null: bool =
     """Parse, load packages, check (§11.2) and prepare ``source``. Raises LexError,
     ParseError, PackageError, CheckError (all findings attached) or ArgumentMismatch."""
     file = file or "<script>"
+    with headroom():
+        return _compile_program(source, file, strict_null, on_warning)
+
+
+def _compile_program(source: str, file: str, strict_null: bool,
+                     on_warning: Callable[[Diagnostic], None] | None) -> Program:
     result = parse(source, file)
     tree = result.tree
     if isinstance(tree, A.Package):

@@ -10,8 +10,11 @@ from typing import Any, Sequence
 from .errors import ArgumentMismatch, DPTypeError
 from .values import Lambda, nested_display
 
+#: Most values a time-series slice may hold (the bound of Array()/Range(), §13.2).
+MAX_SLICE = 50_000_000
+
 __all__ = [
-    "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
+    "MAX_CELL_NESTING", "cell", "MAX_SLICE", "slice_too_large", "UNSET", "index_number", "array_index", "array_slice", "hist_at", "ahead", "ts_at",
     "hist_slice", "series_func", "spread",
     "call_value", "pipe_value", "destructure", "result_row", "apply_precision", "ErrorRecord",
 ]
@@ -90,25 +93,38 @@ def ts_at(buf: Sequence[Any] | None, k: int, current: Any, S: Any, col: int | No
     return ahead(S, col, k)
 
 
+def slice_too_large(a: int, b: int) -> Any:
+    """A time-series slice longer than :data:`MAX_SLICE` values (§8.4 gives b − a + 1)."""
+    raise DPTypeError(f"slice too large: offsets {a} to {b} give {b - a + 1} values "
+                      f"(at most {MAX_SLICE}); use a shorter window")
+
+
 def hist_slice(buf: Sequence[Any] | None, a: int | None, b: int, current: Any, S: Any,
                col: int | None) -> list:
     """Inclusive row-offset slice ``n[a:b]`` (§8.4), oldest first. ``buf`` holds the retained
     past records (newest last); ``a is None`` means "from the first retained row"."""
     n = len(buf) if buf is not None else 0
     if a is None:
-        a = -n
+        a = -n  # what is retained: bounded by the data, not by MAX_SLICE
+    elif b - a + 1 > MAX_SLICE:
+        slice_too_large(a, b)
     if a > b:
         return []
     if b == -1 and buf is not None and -a <= n:
         return buf[a:] if type(buf) is list else list(islice(buf, n + a, n))
-    out = []
-    for k in range(a, b + 1):
-        if k < 0:
-            out.append(buf[k] if buf is not None and -k <= n else None)
-        elif k == 0:
-            out.append(current)
-        else:
-            out.append(ahead(S, col, k))
+    out: list = []
+    if a < 0:
+        hi = min(b, -1)  # the last past offset in the slice
+        # Offsets a .. -n-1 lie before the retained records: nulls; -n .. hi are records.
+        out = [None] * max(0, min(hi, -n - 1) - a + 1)
+        lo = max(a, -n)
+        if lo <= hi:
+            out += buf[n + lo:n + hi + 1] if type(buf) is list else \
+                list(islice(buf, n + lo, n + hi + 1))  # type: ignore[arg-type]
+    if a <= 0 <= b:
+        out.append(current)
+    for k in range(max(a, 1), b + 1):
+        out.append(ahead(S, col, k))
     return out
 
 
@@ -183,9 +199,31 @@ def destructure(v: Any, n_names: int, rest_at: int | None) -> list:
     return out
 
 
+#: Deepest array nesting an output cell may have: the CSV array form (§9.4) doubles the quotes
+#: of a nested array at each level, so its text grows as 2^depth.
+MAX_CELL_NESTING = 16
+
+
+def cell(v: Any) -> Any:
+    """An output cell that may be an array: refused when nested too deeply to write."""
+    if type(v) is list:
+        stack = [(v, 1)]
+        while stack:
+            items, depth = stack.pop()
+            if depth > MAX_CELL_NESTING:
+                raise DPTypeError(f"an output value nests arrays more than {MAX_CELL_NESTING} levels "
+                                  "deep (the CSV array form doubles its quotes at each level); "
+                                  "flatten it before returning it")
+            stack.extend((x, depth + 1) for x in items if type(x) is list)
+    return v
+
+
 def result_row(v: Any, n_out: int, warn_extra: Any) -> list | None:
     """Row result -> output row (§9.3)."""
     if type(v) is list:
+        for x in v:
+            if type(x) is list:
+                cell(x)
         n = len(v)
         if n == n_out:
             return v
@@ -195,7 +233,7 @@ def result_row(v: Any, n_out: int, warn_extra: Any) -> list | None:
         return v[:n_out]
     if v is None:
         return None
-    return [v] + [None] * (n_out - 1) if n_out else []
+    return [cell(v)] + [None] * (n_out - 1) if n_out else []
 
 
 def apply_precision(row: list, scale: int) -> list:

@@ -15,6 +15,8 @@ from .analysis import Tracking, assigned_names
 from .exprgen import ExprGen
 from .indicators import INDICATORS
 from .kinds import ANY, ARR, NULL, NUM, KindOf, input_kinds, variable_kinds
+from .hoist import Hoister
+from .marks import MARK_OPEN, mark, strip_marks
 from .scopes import Env, FuncEnv, InitEnv, Names, PackageInfo, RowEnv
 
 __all__ = ["Emitter", "generate_step", "generate_package"]
@@ -23,16 +25,25 @@ _RECORD = "\x00RECORD"
 
 
 class Emitter:
-    """Generated lines plus, per line, the DPLang (line, column) it comes from."""
+    """Generated lines plus, per line, the DPLang (line, column) of the statement it comes
+    from and the spans of its marked sub-expressions (see :func:`strip_marks`), as
+    ``(line, column)`` or ``(line, column, spans)``."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.pos: list[tuple[int, int] | None] = []
+        self.pos: list[tuple | None] = []
         self.indent = 0
         self.where: tuple[int, int] | None = None
 
     def emit(self, code: str) -> None:
-        self.lines.append("    " * self.indent + code)
+        text = "    " * self.indent + code
+        if MARK_OPEN in text:
+            text, spans = strip_marks(text)
+            where = self.where or (None, None)
+            self.lines.append(text)
+            self.pos.append((where[0], where[1], spans))
+            return
+        self.lines.append(text)
         self.pos.append(self.where)
 
     def source(self) -> str:
@@ -94,30 +105,33 @@ class _StmtGen:
         return self.env.target(name)  # type: ignore[attr-defined]
 
     def if_stmt(self, s: A.If) -> bool:
+        """``if``/``elif``/``else`` as the same flat Python chain (any number of elif). A name
+        is definitely set after it when every branch that does not return sets it."""
         em, env = self.em, self.env
-        em.emit(f"if {self.gen.expr(s.cond)}:")
         before = set(env.defined)  # type: ignore[attr-defined]
-        em.indent += 1
-        body_returns = self.block(s.body)
-        body_defined = set(env.defined)  # type: ignore[attr-defined]
-        em.indent -= 1
+        chain = A.elif_chain(s)
+        outcomes: list[tuple[bool, set[str]]] = []
+        for i, node in enumerate(chain):
+            em.where = (node.line, node.col)
+            env.defined = set(before)  # type: ignore[attr-defined]
+            em.emit(f"{'if' if i == 0 else 'elif'} {self.gen.expr(node.cond)}:")
+            em.indent += 1
+            outcomes.append((self.block(node.body), set(env.defined)))  # type: ignore[attr-defined]
+            em.indent -= 1
         env.defined = set(before)  # type: ignore[attr-defined]
-        else_returns = False
-        if s.orelse:
-            em.where = (s.orelse[0].line, s.orelse[0].col)
+        orelse = chain[-1].orelse
+        if orelse:
+            em.where = (orelse[0].line, orelse[0].col)
             em.emit("else:")
             em.indent += 1
-            else_returns = self.block(s.orelse)
+            outcomes.append((self.block(orelse), set(env.defined)))  # type: ignore[attr-defined]
             em.indent -= 1
-        else_defined = set(env.defined)  # type: ignore[attr-defined]
-        if body_returns and else_returns:
-            return True
-        if body_returns:
-            env.defined = else_defined  # type: ignore[attr-defined]
-        elif else_returns:
-            env.defined = body_defined  # type: ignore[attr-defined]
         else:
-            env.defined = body_defined & else_defined  # type: ignore[attr-defined]
+            outcomes.append((False, set(before)))
+        open_paths = [defined for returns, defined in outcomes if not returns]
+        if not open_paths:
+            return True
+        env.defined = set.intersection(*open_paths)  # type: ignore[attr-defined]
         return False
 
     def ret(self, s: A.Return) -> None:
@@ -134,11 +148,16 @@ class _StmtGen:
         if v is None or isinstance(v, A.Null):
             return "None"
         if isinstance(v, A.ArrayLit) and not any(isinstance(x, A.Spread) for x in v.elems):
-            elems = [self.gen.expr(x) for x in v.elems]
+            elems = [self.gen.expr(x) if ARR not in self.gen.kind(x) else self.cell(x) for x in v.elems]
             if len(elems) <= n:
                 elems += ["None"] * (n - len(elems))
                 return "[" + ", ".join(elems) + "]"
         return f"_result_row({self.gen.expr(v)}, {n}, _warn_extra)"
+
+    def cell(self, x: A.Expr) -> str:
+        """An output element that may be an array: its nesting is checked (rt.cell)."""
+        first, later = self.gen.bind(self.gen.expr(x))
+        return f"({mark(f'_cell({later})', x.line, x.col)} if type({first}) is list else {later})"
 
     n_out = 0
 
@@ -151,7 +170,8 @@ def _prologue_preinit(em: Emitter, at: int, names: list[str]) -> None:
 
 def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
                   packages: dict[str, PackageInfo], tracking: Tracking, schema: list[str],
-                  file: str, may_decimal: bool, typed: bool = False) -> tuple[Emitter, ExprGen, list[str]]:
+                  file: str, may_decimal: bool, typed: bool = False,
+                  module_names: set[str] = frozenset()) -> tuple[Emitter, ExprGen, list[str]]:  # type: ignore[assignment]
     """Python source of ``step(S, R)`` for ``script`` bound to input columns ``schema``.
 
     Returns the emitter, the expression generator (holding the indicator sites) and the
@@ -166,6 +186,7 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
     env = RowEnv(names, inputs=inputs, schema=col_index, assigned=assigned, buffers=buffers,
                  lookback=tracking.lookback)
     em = Emitter()
+    gen.em, gen.hoist = em, Hoister(set(module_names), consts)
     sg = _StmtGen(gen, em, env, in_script=True)
     sg.n_out = len(script.outputs)
     em.emit("def step(S, R):")
@@ -191,6 +212,9 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
         em.emit("except Exception as _exc:")
         em.indent = 2
         em.emit("_err = _error_record(_exc)")
+        # An error inside the ERROR block ends the run, in streaming mode too (§9.5).
+        em.emit("try:")
+        em.indent = 3
         env.defined = set(inputs)
         gen.error_scope = True
         if not sg.block(script.error_block):
@@ -198,11 +222,18 @@ def generate_step(script: A.Script, *, names: Names, consts: dict[str, Any],
             em.emit("_o = None")
             em.emit(_RECORD + repr(sorted(env.defined)))
         gen.error_scope = False
+        em.indent = 2
+        em.where = None
+        em.emit("except _ScriptExit:")
+        em.emit("    raise")
+        em.emit("except Exception as _exc2:")
+        em.emit("    raise _error_block_failed(_exc2) from None")
     _expand_records(em, gen, env, script, tracking, col_index, may_decimal)
     if not gen.sites:
         at = em.lines.index("    _I = S.ind")
         del em.lines[at], em.pos[at]
     _prologue_preinit(em, preinit_at, [env.var(n) for n in sorted(env.preinit)])
+    gen.hoist.emit(em)
     return em, gen, buffer_names
 
 
@@ -318,11 +349,14 @@ def _expand_records(em: Emitter, gen: ExprGen, env: RowEnv, script: A.Script, tr
 
 
 def generate_package(pkg: A.Package, info: PackageInfo, *, names: Names, consts: dict[str, Any],
-                     packages: dict[str, PackageInfo], file: str) -> tuple[Emitter, ExprGen]:
+                     packages: dict[str, PackageInfo], file: str,
+                     module_names: set[str] = frozenset()) -> tuple[Emitter, ExprGen]:  # type: ignore[assignment]
     """Python source of a package module: ``_init()`` evaluating the variables in order, then
     one function per package function."""
     gen = ExprGen(names, consts, file, packages=packages, own=info)
     em = Emitter()
+    own = set(info.variables.values()) | set(info.func_py.values()) | {"_init"}
+    gen.em, gen.hoist = em, Hoister(set(module_names) | own, consts)
     em.emit("def _init():")
     em.indent = 1
     ienv = InitEnv(info)
@@ -339,6 +373,7 @@ def generate_package(pkg: A.Package, info: PackageInfo, *, names: Names, consts:
     em.indent = 0
     for f in pkg.functions:
         _package_function(f, info, gen, em, names)
+    gen.hoist.emit(em)
     return em, gen
 
 

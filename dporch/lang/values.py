@@ -26,6 +26,10 @@ from .errors import ArgumentMismatch, DPTypeError
 
 __all__ = [
     "DEC",
+    "DEC_EMAX",
+    "DEC_ETINY",
+    "decimal_in_range",
+    "decimal_range_error",
     "Lambda",
     "FunctionValue",
     "kind_of",
@@ -40,8 +44,26 @@ __all__ = [
     "parse_number_text",
 ]
 
-#: Decimal context of the language: 28 significant digits, round half even (§4.6).
-DEC = Context(prec=28, rounding=ROUND_HALF_EVEN)
+#: Exponent range of decimals (IEEE decimal128's): a value's adjusted exponent is at most
+#: DEC_EMAX and its last digit is no finer than 10^DEC_ETINY. Without a bound a decimal such
+#: as 1e999999999 is cheap to create but is written out (never with an exponent, §9.4) or
+#: aligned for an addition as a billion digits.
+DEC_EMAX = 6144
+DEC_ETINY = -6176
+
+#: Decimal context of the language: 28 significant digits, round half even (§4.6); results
+#: beyond DEC_EMAX raise Overflow (a TypeError "decimal result out of range").
+DEC = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=DEC_EMAX, Emin=DEC_ETINY + 27)
+
+
+def decimal_in_range(d: Decimal) -> bool:
+    """Whether a finite decimal lies in the language's exponent range (see DEC_EMAX)."""
+    return d.adjusted() <= DEC_EMAX and d.as_tuple().exponent >= DEC_ETINY  # type: ignore[operator]
+
+
+def decimal_range_error(text: str) -> str:
+    return (f"decimal out of range: {text} (decimals have at most 28 significant digits and "
+            f"exponents from {DEC_ETINY} to {DEC_EMAX})")
 
 
 class Lambda:
@@ -71,7 +93,8 @@ class Lambda:
 
 class FunctionValue:
     """A package function used as a value (``pkg.fn`` without a call). It can be displayed and
-    compared but not called through a variable (§12.3)."""
+    compared but not called through a variable (§12.3). ``name`` is the qualified reference
+    (``util.f``); the display form names the function alone (``<function f>``, §6.16)."""
 
     __slots__ = ("name",)
 
@@ -79,7 +102,7 @@ class FunctionValue:
         self.name = name
 
     def __repr__(self) -> str:
-        return f"<function {self.name}>"
+        return f"<function {self.name.rsplit('.', 1)[-1]}>"
 
 
 def kind_of(v: Any) -> str:
@@ -197,6 +220,8 @@ def to_decimal(v: Any) -> Decimal:
             except InvalidOperation:
                 d = None
             if d is not None and d.is_finite():
+                if not decimal_in_range(d):
+                    raise DPTypeError(f"cannot convert to decimal: {decimal_range_error(nested_display(v))}")
                 return d
         raise DPTypeError(f"cannot convert to decimal: {nested_display(v)}")
     raise DPTypeError(f"cannot convert to decimal: {nested_display(v)}")
@@ -261,16 +286,18 @@ def ieee_fmod(x: float, y: float) -> float:
 
 
 def ieee_pow(x: float, y: float) -> float:
-    """IEEE ``pow`` as §5.2 wants it: never raises (0^-1 = inf, overflow = inf, a negative base
-    with a non-integer exponent = NaN)."""
+    """IEEE ``pow`` as §5.2 wants it (C99 Annex F, what numpy gives): never raises; 0^-1 = inf,
+    overflow = ±inf, a negative base with a non-integer exponent = NaN (also when the
+    magnitude would overflow: (-3)^1000.5 is NaN, not inf)."""
     try:
-        r = x**y
-    except ZeroDivisionError:  # 0 ** negative
-        return math.copysign(math.inf, x) if y == int(y) and int(y) % 2 else math.inf
+        return math.pow(x, y)
     except OverflowError:
-        if x < 0 and y == int(y) and int(y) % 2:
-            return -math.inf
-        return math.inf
-    if type(r) is complex:
+        return -math.inf if x < 0 and _odd_integer(y) else math.inf
+    except ValueError:  # a pole (0 ^ negative) or a domain error (negative ^ fraction)
+        if x == 0:
+            return math.copysign(math.inf, x) if _odd_integer(y) else math.inf
         return math.nan
-    return r
+
+
+def _odd_integer(y: float) -> bool:
+    return math.isfinite(y) and y == math.floor(y) and math.fmod(y, 2.0) != 0.0

@@ -18,6 +18,8 @@ import numpy as np
 
 from . import ast as A
 from .analysis import assigned_names, const_value
+from .errors import DPLangError
+from .limits import headroom
 from .indicators import INDICATORS
 from .program import Program
 from .vector_values import (Bool, Col, Num, Str, Unsupported, arith, compare, const, equal, merge,
@@ -28,6 +30,7 @@ __all__ = ["Frame", "ColumnProgram", "compile_columns", "explain"]
 _SIGNALS = {"BUY": "买入", "SELL": "卖出", "CLOSE": "卖出"}
 _HOLD = "持有"
 _AGGREGATES = ("sum", "mean", "max", "min")
+_MAX_WINDOW = 256  # widest slice an aggregate evaluates as shifted columns
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Frame:
     def shift(self, c: Col, k: int) -> Col:
         """Row ``i`` gets row ``i + k`` of the same group, else null."""
         n = self.n
+        k = max(-n, min(n, k))  # a shift of n or more rows is null everywhere (and fits int64)
         valid = self.pos >= -k if k < 0 else self.pos + k < self.size
         idx = np.clip(np.arange(n) + k, 0, max(n - 1, 0))
         out = c.take(idx)
@@ -70,7 +74,10 @@ class ColumnProgram:
     body: Callable[[Frame], tuple[np.ndarray, list[Col]]]
 
     def run(self, frame: Frame) -> tuple[np.ndarray, list[Col]]:
-        return self.body(frame)
+        try:
+            return self.body(frame)
+        except RecursionError:  # deeply nested calls (a long pipeline): the row form runs
+            raise Unsupported("expressions nested too deeply for the column form") from None
 
 
 class _Compiler:
@@ -81,6 +88,8 @@ class _Compiler:
             raise Unsupported("the column form needs INPUT columns typed number, string or bool")
         if s.imports:
             raise Unsupported("packages are run in the row form")
+        if not s.outputs:
+            raise Unsupported("no OUTPUT columns (each emitted row is an empty line)")
         self.inputs = set(s.input_names)
         self.outputs = s.output_names
         assigned = assigned_names(s.body) + assigned_names(s.error_block or [])
@@ -181,16 +190,19 @@ class _Compiler:
             parts = [self.expr(x) for x in v.elems]
         else:  # a scalar return fills the first column (§9.3)
             parts = [self.expr(v)]
+        # A scalar that is null drops the row, like `return null` (§9.3).
+        scalar = parts is not None and not isinstance(v, A.ArrayLit)
 
         def ret(frame: Frame, st: dict) -> None:
             active = st["active"]
             if parts is not None:
                 cols = [p(frame, active) for p in parts]
-                cols += [null_num(frame.n)] * (n_out - len(cols))
+                emit = active if not scalar or cols[0].null is None else active & ~cols[0].null
+                cols = (cols + [null_num(frame.n)] * (n_out - len(cols)))[:n_out]
                 outs = st["outputs"]
                 for j, c in enumerate(cols):
                     outs[j] = c if outs[j] is None else merge(active, c, outs[j])
-                st["emitted"] |= active
+                st["emitted"] |= emit
             st["active"] = np.zeros(frame.n, dtype=bool)
         return ret
 
@@ -247,8 +259,16 @@ class _Compiler:
         return lambda f, a: Bool(~truthy(inner(f, a)))
 
     def x_Binary(self, e: A.Binary) -> Evaluator:
-        left, right, op = self.expr(e.left), self.expr(e.right), e.op
-        return lambda f, a: arith(op, left(f, a), right(f, a), a)
+        nodes = A.spine(e)  # a + b - c ...: folded left to right, however long
+        first = self.expr(nodes[-1].left)  # type: ignore[attr-defined]
+        steps = [(n.op, self.expr(n.right)) for n in reversed(nodes)]  # type: ignore[attr-defined]
+
+        def chain(f: Frame, a: np.ndarray) -> Col:
+            acc = first(f, a)
+            for op, ev in steps:
+                acc = arith(op, acc, ev(f, a), a)
+            return acc
+        return chain
 
     def x_Compare(self, e: A.Compare) -> Evaluator:
         operands = [self.expr(x) for x in e.operands]
@@ -276,15 +296,19 @@ class _Compiler:
         return cmp
 
     def x_Logic(self, e: A.Logic) -> Evaluator:
-        left, right, is_and = self.expr(e.left), self.expr(e.right), e.op == "and"
+        nodes = A.spine(e)  # a and b and c ...: each operand only where it is reached
+        first = self.expr(nodes[-1].left)  # type: ignore[attr-defined]
+        rights = [self.expr(n.right) for n in reversed(nodes)]  # type: ignore[attr-defined]
+        is_and = e.op == "and"
 
         def logic(f: Frame, active: np.ndarray) -> Col:
-            tl = truthy(left(f, active))
-            if is_and:
-                tr = truthy(right(f, active & tl))
-                return Bool(tl & tr)
-            tr = truthy(right(f, active & ~tl))
-            return Bool(tl | tr)
+            t = truthy(first(f, active))
+            for ev in rights:
+                if is_and:
+                    t = t & truthy(ev(f, active & t))
+                else:
+                    t = t | truthy(ev(f, active & ~t))
+            return Bool(t)
         return logic
 
     def x_Ternary(self, e: A.Ternary) -> Evaluator:
@@ -314,7 +338,7 @@ class _Compiler:
         if not isinstance(e.base, A.Name):
             raise Unsupported("indexing an array")
         k = const_value(e.index)
-        if k is None:
+        if k is None or not np.isfinite(k):
             raise Unsupported("a computed time-series offset")
         name, ki = e.base.id, int(k)
         if ki == 0:
@@ -397,9 +421,11 @@ class _Compiler:
             if not isinstance(sl.base, A.Name) or sl.zero_alias or sl.start is None:
                 raise Unsupported(f"{fn} over this slice")
             a, b = const_value(sl.start), (-1.0 if sl.end is None else const_value(sl.end))
-            if a is None or b is None:
+            if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
                 raise Unsupported(f"{fn} over a slice with computed bounds")
             ia, ib = int(a), int(b)
+            if ib - ia + 1 > _MAX_WINDOW:
+                raise Unsupported(f"{fn} over more than {_MAX_WINDOW} rows (one column per row)")
             name = sl.base.id
             if ib > 0 and (name not in self.inputs or name in self.assigned):
                 raise Unsupported("look-ahead slices of variables")
@@ -444,8 +470,16 @@ class _Compiler:
             self._need_final(nm)
             if nm in self.inputs and nm in self.assigned:
                 raise Unsupported(f"{e.name} of the reassigned input {nm}")
-        converted = convert_params(info, tuple(values))
-        info.state_class(*converted)  # parameter errors (period < 1) go to the row form
+        try:
+            converted = convert_params(info, tuple(values))
+            info.state_class(*converted)
+        except DPLangError:  # MA(x, 0): an error only on rows that evaluate the call
+            def invalid(f: Frame, active: np.ndarray) -> list[Col]:
+                if active.any():
+                    raise Unsupported(f"{e.name} with invalid parameters (the row form reports it)")
+                return [null_num(f.n)] * outputs
+            return invalid
+
         def run(f: Frame, active: np.ndarray) -> list[Col]:
             cols = [self._series(f, nm) for nm in names]
             for c in cols:
@@ -496,6 +530,14 @@ def _describe(e: A.Expr) -> str:
 
 def compile_columns(program: Program) -> ColumnProgram:
     """The column form of ``program``; raises Unsupported (with the reason) if it has none."""
+    try:
+        with headroom():
+            return _compile_columns(program)
+    except RecursionError:
+        raise Unsupported("expressions nested too deeply for the column form") from None
+
+
+def _compile_columns(program: Program) -> ColumnProgram:
     c = _Compiler(program)
     s = program.script
     # An ERROR block never runs in the column form: a row that would fail makes the whole
@@ -525,11 +567,13 @@ def explain(program: Program) -> list[str]:
     first_reason = None
     for st in program.script.body:
         try:
-            c.stmt(st, top=True)
+            with headroom():
+                c.stmt(st, top=True)
             lines.append(f"line {st.line}: column form")
-        except Unsupported as exc:
-            lines.append(f"line {st.line}: row form ({exc})")
-            first_reason = first_reason or f"line {st.line}: {exc}"
+        except (Unsupported, RecursionError) as exc:
+            why = exc if isinstance(exc, Unsupported) else "expressions nested too deeply for the column form"
+            lines.append(f"line {st.line}: row form ({why})")
+            first_reason = first_reason or f"line {st.line}: {why}"
     if first_reason:
         lines.append(f"script: row form, because of {first_reason}")
     else:

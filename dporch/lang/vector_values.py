@@ -19,6 +19,8 @@ from typing import Union
 
 import numpy as np
 
+from .values import ieee_pow
+
 __all__ = ["Unsupported", "Num", "Bool", "Str", "Col", "null_num", "const", "truthy", "merge",
            "arith", "compare", "equal", "neg", "str_categories"]
 
@@ -176,8 +178,25 @@ def arith(op: str, a: Col, b: Col, active: np.ndarray) -> Col:
         elif op == "*":
             v = x.v * y.v
         else:
-            v = np.power(x.v, y.v)
+            v = _pow(x.v, y.v)
     return Num(v, null)
+
+
+_ieee_pow = np.frompyfunc(ieee_pow, 2, 1)
+
+
+def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x ^ y`` with the row form's libm ``pow`` (numpy's own power can differ in the last
+    bit, and for -0 ^ 0.5 and -inf ^ 0.5); squares, by far the common case, are x * x (the
+    correctly rounded square, which is what pow gives)."""
+    square = y == 2.0
+    if square.all():
+        return x * x
+    out = np.empty(len(x))
+    out[square] = x[square] * x[square]
+    rest = ~square
+    out[rest] = _ieee_pow(x[rest], y[rest]).astype(np.float64)
+    return out
 
 
 def neg(a: Col) -> Col:

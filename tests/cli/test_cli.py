@@ -90,8 +90,8 @@ def test_runtime_error_exit_1_keeps_earlier_rows(tmp_path):
     r = runner.invoke(app, ["run", str(s), str(d)])
     assert r.exit_code == 1
     assert r.stdout == "r\n5\n2\n"
-    assert r.stderr.splitlines() == [f"ZeroDivision at {s}:3:1 (row 2): division by zero",
-                                     "  r = 10 / x", "  ^"]
+    assert r.stderr.splitlines() == [f"ZeroDivision at {s}:3:8 (row 2, input line 4): division by zero",
+                                     "  r = 10 / x", "         ^"]
 
 
 def test_check_reports_all_findings(tmp_path):

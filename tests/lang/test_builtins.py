@@ -715,7 +715,7 @@ MATH = [
     ("string", [NAN], "NaN"), ("string", ["x"], "x"), ("string", [True], "true"),
     ("string", [D("15.862741")], "15.862741"), ("string", [[1.0, "a", None]], '[1, "a", null]'),
     ("string", [None], None), ("string", [LAMBDA], "<lambda(x)>"),
-    ("string", [FUNC], "<function pkg.f>"),
+    ("string", [FUNC], "<function f>"),
     ("typeis", [1.0, "number"], True), ("typeis", [D("1"), "decimal"], True),
     ("typeis", [D("1"), "number"], False), ("typeis", ["1", "string"], True),
     ("typeis", [True, "bool"], True), ("typeis", [True, "number"], False),

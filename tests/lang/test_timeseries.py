@@ -174,8 +174,9 @@ def test_runtime_error_aborts_with_row_and_key():
     with pytest.raises(ZeroDivision) as e:
         run_csv(src, "k,x\nA,1\nB,0\n", key="k")
     err = e.value
-    assert (err.line, err.column, err.row, err.key) == (3, 1, 1, "B")
-    assert err.header() == "ZeroDivision at t.dp:3:1 (row 1, key B): division by zero"
+    # The caret is at the failing operator; the input line is where the row is in the input.
+    assert (err.line, err.column, err.row, err.key, err.input_line) == (3, 8, 1, "B", 3)
+    assert err.header() == "ZeroDivision at t.dp:3:8 (row 1, key B, input line 3): division by zero"
 
 
 def test_conformance_example_ma_signal():

@@ -7,7 +7,7 @@ The ``safe_*`` functions accept their last parameter either positionally or as t
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from ..errors import ArgumentMismatch, DPTypeError
@@ -50,7 +50,10 @@ def safe_div(a: Any = _MISSING, b: Any = _MISSING, default: Any = _MISSING) -> A
             if da.is_finite() and db.is_finite():
                 if not db:
                     return _div_default(default)
-                return DEC.divide(da, db)
+                try:
+                    return DEC.divide(da, db)
+                except DecimalException:
+                    raise DPTypeError(f"decimal result out of range: {da} / {db}") from None
     x = to_number(a)
     y = to_number(b)
     if y == 0:

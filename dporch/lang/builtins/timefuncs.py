@@ -106,6 +106,8 @@ def parse_time(s: Any, fmt: Any = None) -> str:
             dt = datetime.strptime(text, fmt)
         except ValueError:
             raise _bad(text) from None
+        except re.error as e:  # a format strptime cannot compile ("%Y%Y" repeats a field)
+            raise DPTypeError(f"invalid time format {nested_display(fmt)}: {e}") from None
         date_only = _TIME_DIRECTIVES.search(fmt) is None
     return _format_date(dt) if date_only else format_datetime(dt)
 

@@ -71,7 +71,7 @@ def check_period(name: str, value: object, label: str = "period") -> int:
     ends in "period", so the message always contains "period must be ≥ 1")."""
     n = int(value)  # type: ignore[call-overload]
     if n < 1:
-        raise DPTypeError(f"{name} {label} must be ≥ 1")
+        raise DPTypeError(f"{name} {label} must be ≥ 1, got {n}")
     return n
 
 
