@@ -1,4 +1,4 @@
-"""``dporch run`` and ``dporch check`` (DPLANG.md §16)."""
+"""``dporch run`` and ``dporch check`` (docs/language.md §16)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batch execution of the row form (DPLANG.md §8.7 batch mode, §9.5).
+"""Batch execution of the row form (docs/language.md §8.7 batch mode, §9.5).
 
 Rows are processed in input order; each key value is its own stream. The input is streamed
 (memory flat in the number of rows) unless the script needs the whole stream first: look-ahead

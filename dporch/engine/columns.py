@@ -1,4 +1,4 @@
-"""Column-wise input typing (DPLANG.md §9.2) shared by the batch kernel and the streaming
+"""Column-wise input typing (docs/language.md §9.2) shared by the batch kernel and the streaming
 executor: blocks of CSV lines split into records, and columns of cell texts or host values typed
 by the INPUT annotations with C-level fast paths.
 

@@ -1,4 +1,4 @@
-"""Input readers: CSV (RFC 4180) and JSON lines -> typed rows for a program (DPLANG.md §9.2).
+"""Input readers: CSV (RFC 4180) and JSON lines -> typed rows for a program (docs/language.md §9.2).
 
 A reader turns text into *records* ``(line_number, cells)``; :class:`RowTyper` turns a record
 into the program's row layout R (typed by the INPUT annotations) plus the stream key text.

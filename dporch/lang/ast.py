@@ -1,4 +1,4 @@
-"""AST of DPLang (DPLANG.md §17). Nodes are plain dataclasses carrying their 1-based position."""
+"""AST of DPLang (docs/language.md §17). Nodes are plain dataclasses carrying their 1-based position."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input cell typing (DPLANG.md §9.2): CSV cell text and JSON values -> DPLang values.
+"""Input cell typing (docs/language.md §9.2): CSV cell text and JSON values -> DPLang values.
 
 * Declared columns are typed by their INPUT annotation (``number decimal string bool array
   null``); a cell that does not fit raises :class:`CellError` (the caller turns it into null plus

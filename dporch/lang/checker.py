@@ -1,4 +1,4 @@
-"""Static check (DPLANG.md §11.2): every finding, errors and warnings, before any row runs."""
+"""Static check (docs/language.md §11.2): every finding, errors and warnings, before any row runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One exception hierarchy for everything DPLang can report (DPLANG.md §14).
+"""One exception hierarchy for everything DPLang can report (docs/language.md §14).
 
 Every error carries a *kind* (the class's ``kind``), a message, and where known the source file,
 1-based line and column, the 0-based input row and the stream key. ``format()`` renders the

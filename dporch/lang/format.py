@@ -1,4 +1,4 @@
-"""Output formatting of row results (DPLANG.md §9.4): CSV cells and lines, JSON lines.
+"""Output formatting of row results (docs/language.md §9.4): CSV cells and lines, JSON lines.
 
 CSV: null -> empty; bools ``true``/``false``; numbers by :func:`~dporch.lang.values.number_text`
 (shortest round-trip digits, never an exponent, ``NaN``/``inf``/``-inf``); decimals with their

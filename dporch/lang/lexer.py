@@ -1,4 +1,4 @@
-"""Lexer: source text -> tokens with NEWLINE/INDENT/DEDENT layout (DPLANG.md §2, §3.2).
+"""Lexer: source text -> tokens with NEWLINE/INDENT/DEDENT layout (docs/language.md §2, §3.2).
 
 Two passes. ``_scan`` turns the text into tokens and records, per physical line, where it starts;
 ``_layout`` joins physical lines into logical lines (implicit joining rules J1-J4 of §2.9), measures

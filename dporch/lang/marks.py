@@ -1,5 +1,5 @@
 """Source positions inside generated lines, so a runtime error points at the failing operator
-or call rather than at its statement (DPLANG.md §14.2).
+or call rather than at its statement (docs/language.md §14.2).
 
 The expression generator wraps the Python code of each node that can fail in markers carrying
 the node's DPLang line and column; the emitter strips them and keeps, per generated line, the

@@ -1,4 +1,4 @@
-"""Operator semantics (DPLANG.md §5, §7): arithmetic, comparison and logic with broadcasting,
+"""Operator semantics (docs/language.md §5, §7): arithmetic, comparison and logic with broadcasting,
 null propagation and decimals.
 
 Compiled code inlines the float/float fast path and calls these functions for everything else,

@@ -1,4 +1,4 @@
-"""Package resolution and loading (DPLANG.md §12.1)."""
+"""Package resolution and loading (docs/language.md §12.1)."""
 
 from __future__ import annotations
 

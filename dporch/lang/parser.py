@@ -1,4 +1,4 @@
-"""Recursive-descent parser: tokens -> AST (DPLANG.md §17, precedence §5.1)."""
+"""Recursive-descent parser: tokens -> AST (docs/language.md §17, precedence §5.1)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Compile pipeline: source -> parse -> packages -> check -> :class:`Program`; ``bind`` a Program
-to input columns -> :class:`Bound` (the row form: ``step(S, R)``) (ARCHITECTURE.md §2)."""
+to input columns -> :class:`Bound` (the row form: ``step(S, R)``) (docs/architecture.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DPLang runtime values and the value-level rules every layer shares (DPLANG.md §4, §6.16).
+"""DPLang runtime values and the value-level rules every layer shares (docs/language.md §4, §6.16).
 
 Representation (chosen so that Python's own truthiness equals DPLang's, §4.2):
 

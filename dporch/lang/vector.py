@@ -1,4 +1,4 @@
-"""The column form (ARCHITECTURE.md §2): a script compiled into whole-column operations over all
+"""The column form (docs/architecture.md §2): a script compiled into whole-column operations over all
 rows of all streams at once (numpy), identical in output to the row form.
 
 Rows are laid out grouped by stream; ``x[-k]`` is a shift within each group, indicators run per

@@ -14,7 +14,7 @@ import dporch
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-CITATION = re.compile(r"\.\./shared|/work/shared|seed\s*§|SEED_DESIGN", re.I)
+CITATION = re.compile(r"\.\./shared|/work/shared|seed\s*§|SEED_DESIGN|(?<!docs/)(?:DPLANG|ARCHITECTURE)\.md", re.I)
 
 #: Lines allowed to cite documents outside the repository: none.
 KNOWN_CITATIONS: dict[str, set[str]] = {}

@@ -1,4 +1,4 @@
-"""Builtin functions of DPLANG.md §13 (13.1–13.4, 13.6, 13.7, 13.9)."""
+"""Builtin functions of docs/language.md §13 (13.1–13.4, 13.6, 13.7, 13.9)."""
 
 from __future__ import annotations
 

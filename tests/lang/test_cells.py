@@ -1,4 +1,4 @@
-"""Input cell typing (DPLANG.md §9.2)."""
+"""Input cell typing (docs/language.md §9.2)."""
 
 from __future__ import annotations
 

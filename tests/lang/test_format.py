@@ -1,4 +1,4 @@
-"""Output formatting (DPLANG.md §9.4) and the display form (§6.16)."""
+"""Output formatting (docs/language.md §9.4) and the display form (§6.16)."""
 
 from __future__ import annotations
 

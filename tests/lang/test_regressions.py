@@ -1,4 +1,4 @@
-"""Regressions from a review of the implementation against DPLANG.md (one test per finding)."""
+"""Regressions from a review of the implementation against docs/language.md (one test per finding)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DPLang builtin functions (DPLANG.md §13).
+"""DPLang builtin functions (docs/language.md §13).
 
 Importing this package registers every plain builtin in :data:`BUILTINS` (name -> :class:`Builtin`).
 Keyword arguments (``default=`` of the ``safe_*`` functions, ``desc=`` of ``sort``) are passed to

@@ -1,4 +1,4 @@
-"""Aggregates, array utilities, ``print`` and the conversion builtins (DPLANG.md §13.1, §13.9).
+"""Aggregates, array utilities, ``print`` and the conversion builtins (docs/language.md §13.1, §13.9).
 
 Argument convention of the aggregates (``sum max min mean median``): when the first argument is an
 array only that array is used (other arguments are ignored), otherwise all arguments are. Nulls are

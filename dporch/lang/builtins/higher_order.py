@@ -1,4 +1,4 @@
-"""Higher-order builtins and array constructors (DPLANG.md §13.2): map, filter, reduce, Array,
+"""Higher-order builtins and array constructors (docs/language.md §13.2): map, filter, reduce, Array,
 Range.
 
 A lambda with the wrong number of parameters *for the builtin* is a value error (TypeError, §13);

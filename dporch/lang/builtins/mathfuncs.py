@@ -1,4 +1,4 @@
-"""Math builtins (DPLANG.md §13.9): abs, sqrt, exp, log, log10, pow, floor, ceil, int, round.
+"""Math builtins (docs/language.md §13.9): abs, sqrt, exp, log, log10, pow, floor, ceil, int, round.
 
 All propagate null (null in -> null out). Inputs must be numbers or decimals (bools, strings and
 other kinds are TypeErrors). Decimals are converted to number except by ``abs``, ``floor``,

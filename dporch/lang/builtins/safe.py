@@ -1,4 +1,4 @@
-"""Safe functions (DPLANG.md §13.3) and null helpers (§13.4).
+"""Safe functions (docs/language.md §13.3) and null helpers (§13.4).
 
 The ``safe_*`` functions accept their last parameter either positionally or as the keyword
 ``default=`` (the caller passes keywords as Python keyword arguments).

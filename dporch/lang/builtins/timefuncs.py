@@ -1,4 +1,4 @@
-"""Date/time builtins (DPLANG.md §13.7). Dates are strings; times are naive.
+"""Date/time builtins (docs/language.md §13.7). Dates are strings; times are naive.
 
 Accepted input forms, tried in order: ``%Y-%m-%d %H:%M:%S``, ``%Y-%m-%d %H:%M``,
 ``%Y/%m/%d %H:%M:%S``, ``%Y/%m/%d %H:%M``, then date-only ``%Y-%m-%d``, ``%Y/%m/%d``, ``%Y%m%d``

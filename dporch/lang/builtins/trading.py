@@ -1,4 +1,4 @@
-"""Trading signal builtins (DPLANG.md §13.6). ``POSITION`` is handled by the compiler."""
+"""Trading signal builtins (docs/language.md §13.6). ``POSITION`` is handled by the compiler."""
 
 from __future__ import annotations
 
