@@ -8,7 +8,8 @@
 #
 # Environment: DPORCH_DASK_HOST (127.0.0.1), DPORCH_SCHEDULER_PORT (8786),
 # DPORCH_DASHBOARD_PORT (8787; Dask takes a free port when it is in use, and the address
-# printed is the real one), DPORCH_API_PORT (8888), DPORCH_WORKERS (2), DPORCH_CONFIG (tasks.toml).
+# printed is the real one), DPORCH_API_PORT (8888), DPORCH_WORKERS (2), DPORCH_CONFIG (tasks.toml),
+# DPORCH_STATE_DIR (.dporch: registry, checkpoints, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -18,6 +19,7 @@ DASH_PORT=${DPORCH_DASHBOARD_PORT:-8787}
 API_PORT=${DPORCH_API_PORT:-8888}
 WORKERS=${DPORCH_WORKERS:-2}
 CONFIG=${DPORCH_CONFIG:-tasks.toml}
+STATE_DIR=${DPORCH_STATE_DIR:-.dporch}
 CONTACT=$HOST
 [ "$HOST" = 0.0.0.0 ] && CONTACT=127.0.0.1
 SCHED_LOG=.dask-scheduler.log
@@ -93,7 +95,7 @@ case "$dashboard" in
     *":$DASH_PORT/"*) ;;
     *) echo "note: port $DASH_PORT was in use, so the dashboard took another port" >&2 ;;
 esac
-"$BIN/dporch" serve --scheduler "$scheduler" --config "$CONFIG" --port "$API_PORT" &
+"$BIN/dporch" serve --scheduler "$scheduler" --config "$CONFIG" --port "$API_PORT" --state-dir "$STATE_DIR" &
 serve_pid=$!
 wait "$serve_pid"
 serve_status=$?

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..orchestration.config import ConfigError, ConfigIssue, GlobalConfig, LoadedConfig, load_config
 from ..orchestration.manager import TaskManager
+from ..orchestration.paths import PathPolicy
 from ..orchestration.states import TaskState
 from .server import APIServer
 
@@ -34,6 +36,8 @@ class ServeOptions:
     dashboard: str = ":8787"
     restore_running: bool = True
     data_dirs: list[str] = field(default_factory=list)
+    output_dir: Path | None = None  # where API tasks write (default: output/ beside the tasks file)
+    allow_paths: list[str] = field(default_factory=list)  # more folders every task may use
 
 
 class Service:
@@ -59,23 +63,37 @@ class Service:
                                               silence_logs=logging.WARNING)
             self.client = await Client(self.cluster, asynchronous=True, direct_to_workers=True)
         opts.state_dir.mkdir(parents=True, exist_ok=True)
-        self.manager = TaskManager(self.client, state_dir=opts.state_dir)
-        if opts.config is not None:
-            if opts.config.exists():
-                issues = await self.manager.load(opts.config)
-                for i in issues:
-                    print(f"config: {i}", file=sys.stderr)
-            else:
-                print(f"config: {opts.config} not found; starting with no tasks from it", file=sys.stderr)
+        loaded = self._read_config()
+        project = opts.config.resolve().parent if opts.config is not None else Path.cwd()
+        data_dirs = opts.data_dirs or loaded.global_.data_dirs or [str(project / "data")]
+        paths = PathPolicy(project, data=data_dirs, output=opts.output_dir or project / "output",
+                           allow=opts.allow_paths, state=opts.state_dir)
+        self.manager = TaskManager(self.client, state_dir=opts.state_dir, paths=paths)
+        for issue in self.manager.load(loaded):
+            print(f"config: {issue}", file=sys.stderr)
         for note in await self.manager.restore(restore_running=opts.restore_running):
             print(f"registry: {note}", file=sys.stderr)
-        data_dirs = opts.data_dirs or self.manager.global_.data_dirs or [str(Path.cwd() / "data")]
         self.api = APIServer(self.manager, host=opts.host, port=opts.port, token=opts.token,
                              data_dirs=data_dirs, info=self._info)
         await self.api.start()
         # Everything alive now (Dask, Bokeh, compiled scripts) lives as long as the server:
         # keep it out of the cyclic collector, so a full collection stays short (tick latency).
         gc.freeze()
+
+    def _read_config(self) -> LoadedConfig:
+        """The tasks file; a file that cannot be read or parsed stops the server (ConfigError),
+        a task with issues is only left out."""
+        path = self.opts.config
+        if path is None:
+            return LoadedConfig(GlobalConfig(), [], [])
+        if not path.exists():
+            print(f"config: {path} not found; starting with no tasks from it", file=sys.stderr)
+            return LoadedConfig(GlobalConfig(), [], [])
+        loaded = load_config(path)
+        fatal = [i for i in loaded.issues if i.field in ("file", "syntax")]
+        if fatal:
+            raise ConfigError(fatal)
+        return loaded
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"scheduler": self.client.scheduler.address if self.client else None}
@@ -118,12 +136,13 @@ async def serve(opts: ServeOptions) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if opts.host not in ("127.0.0.1", "localhost", "::1") and not opts.token:
+        raise ConfigError([ConfigIssue(None, None, "--host", f"the API would listen on {opts.host} without a token, "
+                                       "and anyone who can reach it could run tasks: pass --token (or DPORCH_TOKEN), "
+                                       "or listen on 127.0.0.1")])
     try:
         await service.start()
         print(service.banner(), file=sys.stderr, flush=True)
-        if opts.host not in ("127.0.0.1", "localhost", "::1") and not opts.token:
-            print(f"warning: the API listens on {opts.host} without a token: anyone who can reach it controls "
-                  "the tasks; pass --token", file=sys.stderr)
         await stop.wait()
         print("dporch serve: stopping (draining tasks, flushing outputs)...", file=sys.stderr, flush=True)
     finally:

@@ -56,7 +56,13 @@ def to_json_value(v: Any) -> Any:
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return (json.dumps(msg, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
+    """One response line. Text that is not valid Unicode (a lone surrogate in an echoed value)
+    goes out escaped, so an answer is always sent."""
+    text = json.dumps(msg, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(msg, ensure_ascii=True, default=str, separators=(",", ":")) + "\n").encode("ascii")
 
 
 def ok(data: Any = None, message: str = "", rid: Any = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ blocks the others or the tasks; requests on one connection are answered in order
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -12,10 +13,12 @@ import time
 from typing import Any, Awaitable, Callable
 
 from .. import __version__
+from ..lang.cells import check_unicode
 from ..orchestration.config import ConfigError, task_to_dict
 from ..orchestration.inputs import LineSplitter
 from ..orchestration.errors import IllegalTransition, NotFound, OrchestrationError
 from ..orchestration.manager import TaskManager
+from ..orchestration.paths import inside
 from ..orchestration.states import TaskState
 from .protocol import ACTIONS, MAX_LINE, APIError, encode, error, ok, to_json_value
 
@@ -23,6 +26,32 @@ __all__ = ["APIServer"]
 
 log = logging.getLogger("dporch.api")
 _CHUNK = 1 << 16
+
+
+_MAX_INT = 2 ** 31 - 1  # counts, offsets and limits beyond this are mistakes
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    """One request line -> its JSON object, or APIError("bad_request") saying what is wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError("bad_request", f"a request is UTF-8 text; byte {exc.start + 1} of the line is not") from None
+    try:
+        req = json.loads(text)
+    except RecursionError:
+        raise APIError("bad_request", "the request is nested too deep to read; send flat JSON") from None
+    except ValueError as exc:
+        raise APIError("bad_request", f"malformed JSON: {exc}; send one JSON object per line, "
+                                      'like {"action": "ping", "params": {}}') from None
+    if not isinstance(req, dict):
+        raise APIError("bad_request", "a request is a JSON object with an action and params")
+    if "\\u" in text:
+        try:
+            check_unicode(req)
+        except ValueError as exc:
+            raise APIError("bad_request", str(exc)) from None
+    return req
 
 
 def _param(params: dict[str, Any], name: str, kind: type | tuple = str, default: Any = ..., ) -> Any:
@@ -34,6 +63,10 @@ def _param(params: dict[str, Any], name: str, kind: type | tuple = str, default:
     if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, (int, float))):
         want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise APIError("bad_request", f"parameter {name} must be {want}, got {type(v).__name__}")
+    if kind is int and not 0 <= v <= _MAX_INT:
+        raise APIError("bad_request", f"parameter {name} must be between 0 and {_MAX_INT}, got {v}")
+    if isinstance(v, str) and "\x00" in v:
+        raise APIError("bad_request", f"parameter {name} must not contain a NUL character")
     return v
 
 
@@ -125,15 +158,11 @@ class APIServer:
     async def _request(self, line: bytes, conn: _Connection) -> dict[str, Any]:
         rid = None
         try:
-            try:
-                req = json.loads(line)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise APIError("bad_request", f"malformed JSON: {exc}; send one JSON object per line, "
-                                              'like {"action": "ping", "params": {}}') from None
-            if not isinstance(req, dict):
-                raise APIError("bad_request", "a request is a JSON object with an action and params")
+            req = _decode(line)
             rid = req.get("id")
-            if self.token is not None and req.get("token") != self.token:
+            token = req.get("token")
+            if self.token is not None and not (isinstance(token, str) and
+                                               hmac.compare_digest(token.encode(), self.token.encode())):
                 raise APIError("unauthorized", "this server needs a token: add \"token\": \"...\" to each request "
                                                "(dporch --token or DPORCH_TOKEN)")
             action = req.get("action")
@@ -230,15 +259,14 @@ class APIServer:
 
     def _confined(self, path: str) -> str:
         real = os.path.realpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
-        for d in self.data_dirs:
-            if real == d or real.startswith(d + os.sep):
-                return real
-        raise APIError("bad_request", f"file {path!r} is outside the data directories the server allows "
-                                      f"({', '.join(self.data_dirs)}); copy it there")
+        if not inside(real, self.data_dirs):
+            raise APIError("bad_request", f"file {path!r} is outside the data directories the server allows "
+                                          f"({', '.join(self.data_dirs)}); copy it there")
+        return real
 
     async def _attach_file(self, params: dict[str, Any], *, conn: _Connection, rid: Any) -> tuple[Any, str]:
-        task = self._task(params)
         path = self._confined(_param(params, "file_path"))
+        task = self._task(params)
         if not os.path.isfile(path):
             raise APIError("bad_request", f"no such file: {path}")
         task.check("push")
@@ -268,11 +296,9 @@ class APIServer:
                 "bytes": total}, "file data processed"
 
     async def _fetch_output(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        task = self._task(params)
         limit = _param(params, "limit", int, 100)
         offset = _param(params, "offset", int, 0)
-        if limit < 0 or offset < 0:
-            raise APIError("bad_request", "limit and offset must not be negative")
+        task = self._task(params)
         rows = task.buffer.page(offset, limit)
         return {"total_count": task.buffer.total, "first_index": task.buffer.first_index,
                 "rows": to_json_value(rows)}, "output rows"
@@ -317,8 +343,8 @@ class APIServer:
         return {"unsubscribed": ids, "dropped": dropped}, "unsubscribed"
 
     async def _get_errors(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        task = self._task(params)
         limit = _param(params, "limit", int, 100)
+        task = self._task(params)
         errs = [e.to_dict() for e in list(task.errors)[-limit:]] if limit else []
         return {"error_count": task.error_count, "errors": to_json_value(errs)}, "error records"
 

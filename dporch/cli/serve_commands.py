@@ -18,22 +18,31 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8888, "--port", help="API port (JSON lines over TCP)."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Join this Dask scheduler (tcp://host:8786) instead of starting a local cluster."),
         workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the local cluster."),
-        state_dir: Path = typer.Option(Path(".dporch"), "--state-dir", help="Registry (SQLite) and error logs."),
+        state_dir: Path = typer.Option(Path(".dporch"), "--state-dir",
+                                       help="Registry, checkpoints, durable input logs and error logs."),
         token: Optional[str] = typer.Option(None, "--token", envvar="DPORCH_TOKEN", help="Requests must carry this token."),
         dashboard: str = typer.Option(":8787", "--dashboard", help="Dask dashboard address of the local cluster."),
-        restore_running: bool = typer.Option(True, "--restore-running/--no-restore-running", help="Restart API tasks that were running when the server stopped."),
-        data_dir: list[str] = typer.Option([], "--data-dir", help="Folders attach_file may read (default: ./data)."),
+        restore_running: bool = typer.Option(True, "--restore-running/--no-restore-running", help="Restart tasks that were running or paused when the server stopped (else they come back stopped)."),
+        data_dir: list[str] = typer.Option([], "--data-dir", help="Folders API tasks and attach_file may read (default: data/ beside the tasks file)."),
+        output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder API tasks may write (default: output/ beside the tasks file)."),
+        allow_path: list[str] = typer.Option([], "--allow-path", metavar="FOLDER", help="Another folder every task may read and write; repeat for more."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages (tasks, API, checkpoints)."),
     ) -> None:
         """Run the task orchestrator: Dask cluster, tasks from the config, the JSON-lines API."""
         from ..api.app import ServeOptions, configure_logging, serve as run
+        from ..orchestration.config import ConfigError
 
         configure_logging(verbose)
         opts = ServeOptions(config=config, host=host, port=port, scheduler=scheduler, workers=workers,
                             state_dir=state_dir, token=token, dashboard=dashboard,
-                            restore_running=restore_running, data_dirs=list(data_dir))
+                            restore_running=restore_running, data_dirs=list(data_dir), output_dir=output_dir,
+                            allow_paths=list(allow_path))
         try:
             asyncio.run(run(opts))
+        except ConfigError as exc:
+            for issue in exc.issues:
+                typer.echo(f"config: {issue}", err=True)
+            raise typer.Exit(2) from None
         except OSError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -223,7 +223,11 @@ class SplitWriter:
         pending, paths, used = self._pending, self._paths, self._used
         for line, key, row in zip(lines, keys, rows):
             ident = (key, *[row[i] for i in used]) if used else key
-            path = paths.get(ident)
+            try:
+                path = paths.get(ident)
+            except TypeError:  # an array in a path column: its text names the file
+                ident = (key, *[repr(row[i]) for i in used])
+                path = paths.get(ident)
             if path is None:
                 if len(paths) >= 65536:  # e.g. {date} in the template: keep the cache bounded
                     paths.clear()

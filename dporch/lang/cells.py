@@ -34,6 +34,7 @@ __all__ = [
     "make_converter",
     "json_cell",
     "json_loads",
+    "check_unicode",
     "json_int",
     "NUMERAL_RE",
     "MAX_NESTING",
@@ -274,7 +275,27 @@ def json_loads(text: str) -> Any:
         raise ValueError("a number too large to read (its exponent is out of range)") from None
     if text.count("[") + text.count("{") > MAX_NESTING and _depth(value) > MAX_NESTING:
         raise ValueError(_too_deep())
+    if "\\u" in text:
+        check_unicode(value)
     return value
+
+
+def check_unicode(value: Any) -> None:
+    """ValueError when a decoded JSON value holds a lone UTF-16 surrogate (``"\\ud800"``):
+    such text cannot be written as UTF-8 anywhere (files, sockets, the registry)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            for c in v:
+                if "\ud800" <= c <= "\udfff":
+                    raise ValueError(f"a lone UTF-16 surrogate (\\u{ord(c):04x}) in {v[:40]!r}: "
+                                     "send valid Unicode") from None
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def _depth(value: Any) -> int:

@@ -21,7 +21,7 @@ from .kinds import ANY, ARR, NUM, KindOf
 from .hoist import Hoister
 from .marks import mark
 from .rt import MAX_SLICE
-from .scopes import Env, FuncEnv, LambdaEnv, Names, PackageInfo, RowEnv
+from .scopes import Env, LambdaEnv, Names, PackageInfo, RowEnv
 from .values import FunctionValue
 
 __all__ = ["ExprGen", "Site"]

@@ -4,7 +4,9 @@ to input columns -> :class:`Bound` (the row form: ``step(S, R)``) (docs/architec
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import stat
 from decimal import DecimalException
 import sys
 from dataclasses import dataclass, field
@@ -397,8 +399,19 @@ def _compile_program(source: str, file: str, strict_null: bool,
     return program
 
 
+MAX_SCRIPT_BYTES = 10 << 20
+
+
 def read_script(path: str) -> str:
+    """A script's text; a FIFO, device or folder (which would block or never end) and files
+    over 10 MiB are refused without being opened for reading."""
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"cannot read script {path}: not a regular file", file=path)
+        if st.st_size > MAX_SCRIPT_BYTES:
+            raise InputError(f"cannot read script {path}: {st.st_size:,} bytes, over the 10 MiB a script may have",
+                             file=path)
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read script {path}: {exc}", file=path) from None

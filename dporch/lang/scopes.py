@@ -3,7 +3,7 @@ context (data-script row, lambda body, package function, package initialiser).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from . import ast as A
 
 __all__ = ["Names", "Env", "RowEnv", "LambdaEnv", "FuncEnv", "InitEnv", "PackageInfo"]

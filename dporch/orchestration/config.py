@@ -8,6 +8,7 @@ what is allowed; a task with issues never starts, the others still do.
 from __future__ import annotations
 
 import copy
+import re
 import socket
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ __all__ = ["ConfigIssue", "ConfigError", "SchemaColumn", "TaskConfig", "GlobalCo
            "load_config", "parse_task", "deep_merge", "task_to_dict"]
 
 SCHEMA_TYPES = {"string": "string", "number": "number", "boolean": "bool"}
+_ID = re.compile(r"[\w.:-]{1,128}")
 STRATEGIES = ("hash", "round_robin", "sticky")
 INPUT_TYPES = ("stdin", "file", "tcp")
 OUTPUT_TYPES = ("stdout", "file", "tcp")
@@ -220,6 +222,10 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     if not isinstance(tid, str) or not tid.strip():
         chk.add("id", "required: a non-empty string")
         return None
+    if not _ID.fullmatch(tid) or set(tid) <= {"."}:
+        chk.task = None
+        chk.add("id", f"{tid[:40]!r} is not a task id: use up to 128 letters, digits, '-', '_', '.' or ':'")
+        return None
     for k in raw:
         if k not in _TASK_KEYS:
             chk.add(k, f"unknown key; allowed: {', '.join(sorted(_TASK_KEYS))}")
@@ -229,8 +235,10 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     if "enabled" in raw and chk.typed("enabled", raw["enabled"], bool, bool):
         task.enabled = raw["enabled"]
     scripts = raw.get("scripts")
-    if not isinstance(scripts, list) or not scripts or not all(isinstance(s, str) for s in scripts):
+    if not isinstance(scripts, list) or not scripts or not all(isinstance(s, str) and s for s in scripts):
         chk.add("scripts", "required: a non-empty list of script paths")
+    elif any("\x00" in s for s in scripts):
+        chk.add("scripts", "a script path must not contain a NUL character")
     else:
         task.scripts = [str((Path(base_dir) / s).resolve()) if not Path(s).is_absolute() else s for s in scripts]
     task.schema = _schema(raw.get("schema"), chk)
@@ -242,6 +250,10 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     task.output = chk.section("output", OutputConfig, raw.get("output"), {})
     task.error_handling = chk.section("error_handling", ErrorHandling, raw.get("error_handling"), {})
     task.checkpoint = chk.section("checkpoint", CheckpointConfig, raw.get("checkpoint"), asdict(global_.checkpoint))
+    for section in (task.input, task.output):
+        if isinstance(section.path, str) and "\x00" in section.path:
+            chk.add(f"{'input' if section is task.input else 'output'}.path", "must not contain a NUL character")
+            section.path = None
     if task.input.path and not Path(task.input.path).is_absolute():
         task.input.path = str((Path(base_dir) / task.input.path).resolve())
     if task.output.path and not Path(task.output.path).is_absolute():
@@ -267,7 +279,7 @@ def _schema(raw: Any, chk: _Checker) -> list[SchemaColumn]:
         if extra:
             chk.add(f"{fld}.{sorted(extra)[0]}", "unknown key; allowed: name, type, required")
         t = c.get("type", "string")
-        if t not in SCHEMA_TYPES:
+        if not isinstance(t, str) or t not in SCHEMA_TYPES:
             chk.add(f"{fld}.type", f"unknown type {t!r}; allowed: {', '.join(SCHEMA_TYPES)}")
             t = "string"
         req = c.get("required", False)
@@ -308,6 +320,13 @@ def _validate(task: TaskConfig, chk: _Checker) -> None:
         chk.add("input.path", "required for a file input")
     if i.type == "tcp" and not isinstance(i.port, int):
         chk.add("input.port", "required for a tcp input (an integer)")
+    elif isinstance(i.port, int) and not 0 <= i.port <= 65535:
+        chk.add("input.port", f"a port is 0 to 65535 (0: any free port), got {i.port}")
+    if isinstance(o.port, int) and not 1 <= o.port <= 65535:
+        chk.add("output.port", f"a port is 1 to 65535, got {o.port}")
+    for fld, value in (("input.host", i.host), ("output.host", o.host)):
+        if isinstance(value, str) and "\x00" in value:
+            chk.add(fld, "must not contain a NUL character")
     if o.type not in OUTPUT_TYPES:
         chk.add("output.type", f"unknown type {o.type!r}; allowed: {', '.join(OUTPUT_TYPES)}")
     if o.format not in FORMATS:

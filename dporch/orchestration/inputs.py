@@ -1,7 +1,7 @@
 """Input pipelines: stdin, file (streamed, optionally followed), TCP listener.
 
-Each input hands the task *chunks*: ``(header, records, first_line, source)`` where records are
-CSV cell lists (with the connection's or file's own header) or JSON objects. A paused task
+Each input hands the task *chunks* (lines.py): CSV cell lists (with the connection's or file's
+own header) or JSON objects, with their line numbers and source. A paused task
 stops reading, which a TCP client feels as backpressure; ``feed`` awaits the task, so a full
 compute pool slows the readers down too.
 """
@@ -13,122 +13,20 @@ import logging
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from ..engine.readers import _split_quoted, json_loads
 from .config import InputConfig
+from .lines import Chunk, LineSplitter, Logged
 
-__all__ = ["Chunk", "Feed", "make_input", "InputPipeline", "LineSplitter"]
+__all__ = ["Chunk", "Feed", "Logged", "make_input", "InputPipeline", "LineSplitter"]
 
 log = logging.getLogger("dporch.input")
 _READ = 1 << 16
 
 
-@dataclass
-class Chunk:
-    header: list[str] | None  # CSV: the columns of the records; JSON: None
-    records: list[Any]  # CSV cell lists or JSON objects (or ValueError for a bad JSON line)
-    lines: list[int]  # line number of each record in its source
-    source: str  # "file:/path", "tcp:host:port", "stdin", "push"
-    end: dict[str, Any] | None = None  # where the source is after this chunk (files: offset, line, header)
-    stream: str | None = None  # a durable TCP sender's stream name
-    count: int = 0  # records of the connection (or its stream) up to this chunk's end
-
-
-Logged = Callable[[Chunk], None]
 # feed(chunk, logged): returns once the task has taken the chunk in; calls ``logged(chunk)``
 # as soon as a durable input has it in its log (before it is processed).
 Feed = Callable[[Chunk, Logged | None], Awaitable[None]]
-
-
-class LineSplitter:
-    """Bytes in, complete lines out; the first line is the CSV header (or JSON data)."""
-
-    def __init__(self, fmt: str, source: str, position: dict[str, Any] | None = None):
-        self.fmt = fmt
-        self.source = source
-        self.partial = b""
-        self.header: list[str] | None = None
-        self.line = 0
-        self.offset = 0  # bytes of the source handed out as complete lines
-        self._first = True
-        if position:  # resume where a checkpoint left the source
-            self.offset, self.line = position["offset"], position["line"]
-            self.header = position.get("header")
-            self._first = self.offset == 0
-
-    @property
-    def position(self) -> dict[str, Any]:
-        return {"offset": self.offset, "line": self.line, "header": self.header}
-
-    def feed(self, data: bytes, final: bool = False) -> Chunk | None:
-        buf = self.partial + data
-        cut = buf.rfind(b"\n")
-        if cut < 0 and not final:
-            self.partial = buf
-            return None
-        text_bytes, self.partial = (buf, b"") if final else (buf[: cut + 1], buf[cut + 1:])
-        self.offset += len(text_bytes)
-        text = text_bytes.decode("utf-8", errors="replace")
-        if self._first and text.startswith("\ufeff"):
-            text = text[1:]
-        self._first = False
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        if (self.fmt == "csv" and self.header is not None and lines and "\n\n" not in text and text[0] != "\n"
-                and not any(c in text for c in '" \t\r')):
-            # the common case: no quotes, blanks or blank lines, so no cell needs trimming
-            first = self.line + 1
-            self.line += len(lines)
-            return Chunk(self.header, [line.split(",") for line in lines], list(range(first, self.line + 1)),
-                         self.source, self.position)
-        records: list[Any] = []
-        numbers: list[int] = []
-        it = iter(lines)
-        for line in it:
-            self.line += 1
-            if not line.strip():
-                continue
-            if self.fmt == "json":
-                try:
-                    obj = json_loads(line)
-                    if not isinstance(obj, dict):
-                        raise ValueError("expected one JSON object per line")
-                except ValueError as exc:
-                    obj = ValueError(str(exc))
-                records.append(obj)
-                numbers.append(self.line)
-                continue
-            start = self.line
-            if '"' in line:
-                consumed = 0
-
-                def more() -> str | None:
-                    nonlocal consumed
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        consumed += 1
-                    return None if nxt is None else nxt + "\n"
-
-                try:
-                    cells, _ = _split_quoted(line + "\n", start, more)
-                except ValueError as exc:
-                    cells = ValueError(str(exc))  # type: ignore[assignment]
-                self.line += consumed
-            else:
-                cells = [c.strip() for c in line.split(",")]
-            if self.header is None:
-                if isinstance(cells, ValueError):
-                    continue
-                self.header = cells
-                continue
-            records.append(cells)
-            numbers.append(start)
-        if not records:
-            return None
-        return Chunk(self.header if self.fmt == "csv" else None, records, numbers, self.source, self.position)
 
 
 class InputPipeline:

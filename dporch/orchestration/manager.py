@@ -12,11 +12,12 @@ from typing import Any
 
 from ..lang.errors import DPLangError
 from ..lang.program import Program, compile_program, read_script
-from .config import (ConfigError, ConfigIssue, GlobalConfig, TaskConfig, check_ports, deep_merge,
-                     load_config, parse_task, task_to_dict)
+from .config import (ConfigError, ConfigIssue, GlobalConfig, LoadedConfig, TaskConfig, check_ports, deep_merge,
+                     parse_task, task_to_dict)
 from .checkpoints import CheckpointStore
 from .cluster import Cluster
 from .errors import IllegalTransition, NotFound, OrchestrationError
+from .paths import PathPolicy
 from .registry import Registry
 from .task import Task, TaskState
 
@@ -61,10 +62,12 @@ class TaskManager:
     """``client``: a Dask client (asynchronous) or a :class:`Cluster`; None builds and checks
     tasks but cannot start them."""
 
-    def __init__(self, client: Any, *, state_dir: Path | None = None, global_: GlobalConfig | None = None):
+    def __init__(self, client: Any, *, state_dir: Path | None = None, global_: GlobalConfig | None = None,
+                 paths: PathPolicy | None = None):
         self.cluster = client if isinstance(client, Cluster) or client is None else Cluster(client)
         self.state_dir = state_dir
         self.global_ = global_ or GlobalConfig()
+        self.paths = paths  # where tasks may read and write (None: anywhere)
         self.tasks: dict[str, Task] = {}
         self.store = CheckpointStore(state_dir / "checkpoints.sqlite" if state_dir else None)
         self.registry = Registry(state_dir / "registry.sqlite") if state_dir else None
@@ -102,6 +105,8 @@ class TaskManager:
         if current is not None and current.input is not None and current.config.input.type == "tcp":
             held = (current.config.input.host, current.config.input.port)
         issues += check_ports(cfg, {p for p in taken if p}, held)
+        if self.paths is not None:
+            issues += self.paths.check(cfg)
         programs = compile_chain(cfg, issues)
         if issues:
             raise ConfigError(issues)
@@ -117,7 +122,7 @@ class TaskManager:
         return task
 
     def create(self, raw: dict[str, Any], *, source: str | None = None, base_dir: str = ".") -> Task:
-        if isinstance(raw, dict) and raw.get("id") in self.tasks:
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"] in self.tasks:
             raise ConfigError([ConfigIssue(source, raw.get("id"), "id",
                                            "a task with this id already exists (delete it first, or use another id)")])
         return self.add(self.build(raw, source=source, base_dir=base_dir))
@@ -131,10 +136,9 @@ class TaskManager:
         self.registry.save(task.config.id, task_to_dict(task.config), task.config.base_dir, origin,
                            task.state.value, reason, self._file_configs.get(task.config.id))
 
-    async def load(self, path: str | Path) -> list[ConfigIssue]:
-        """Create the tasks of a tasks.toml (invalid ones are reported and left out); :meth:`restore`
-        starts them."""
-        loaded = load_config(path)
+    def load(self, loaded: LoadedConfig) -> list[ConfigIssue]:
+        """Create the tasks of a read tasks file (invalid ones are reported and left out);
+        :meth:`restore` starts them."""
         self.global_ = loaded.global_
         issues = list(loaded.issues)
         for cfg in loaded.tasks:

@@ -599,7 +599,15 @@ class Task:
                     bad.setdefault(i, (_c, message))
 
                 values.append(value_column([r.get(name) for r in recs], self.types.get(name), on_bad_v))
-            keys = [key_text(r.get(self.key)) or None for r in recs] if self.key else [None] * n
+            keys = [None] * n
+            if self.key:
+                for i, r in enumerate(recs):
+                    k = r.get(self.key)
+                    if isinstance(k, (list, dict)):
+                        bad.setdefault(i, (self.key, f"the routing key {self.key} must be a string or a number, "
+                                                     f"got a JSON {'array' if isinstance(k, list) else 'object'}"))
+                    else:
+                        keys[i] = key_text(k) or None
         for name, col in zip(self.columns, values):
             if name in self.required:
                 for i, v in enumerate(col):

@@ -64,6 +64,8 @@ class Running:
 
 
 def start_service(scheduler: str, state_dir: Path, **kw: Any) -> Running:
+    """A service whose tasks may use the test's temporary folder (the state dir's parent)."""
+    kw.setdefault("allow_paths", [str(state_dir.parent)])
     opts = ServeOptions(config=kw.pop("config", None), host="127.0.0.1", port=0, scheduler=scheduler,
                         state_dir=state_dir, **kw)
     return Running(opts)

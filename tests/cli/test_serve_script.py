@@ -34,7 +34,8 @@ def serve_env(tmp_path: Path, dashboard_port: int) -> dict[str, str]:
     config.write_text("[global]\ndefault_pool_size = 1\n")
     return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "dumb",
             "LANG": "C.UTF-8", "DPORCH_SCHEDULER_PORT": str(free_port()), "DPORCH_DASHBOARD_PORT": str(dashboard_port),
-            "DPORCH_API_PORT": str(free_port()), "DPORCH_WORKERS": "1", "DPORCH_CONFIG": str(config)}
+            "DPORCH_API_PORT": str(free_port()), "DPORCH_WORKERS": "1", "DPORCH_CONFIG": str(config),
+            "DPORCH_STATE_DIR": str(tmp_path / "state")}
 
 
 def listening(pid: int) -> list[str]:
