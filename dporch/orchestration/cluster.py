@@ -20,6 +20,7 @@ from .errors import ClusterUnavailable
 __all__ = ["Cluster"]
 
 log = logging.getLogger("dporch.cluster")
+WORKER_WAIT = 20.0  # seconds a new compute unit waits for a worker to join
 
 Listener = Callable[[bool], Awaitable[None]]  # called with False when down, True when back
 
@@ -42,19 +43,26 @@ class Cluster:
     def connected(self) -> bool:
         return getattr(self.client, "status", "running") == "running"
 
-    async def workers(self) -> list[str]:
-        """Addresses of the workers now (ClusterUnavailable: no scheduler, or no worker)."""
-        if not self.connected():
-            raise ClusterUnavailable(f"the Dask scheduler at {self.address} cannot be reached")
-        try:
-            info = await asyncio.wait_for(self.client.scheduler.identity(), 10)
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise ClusterUnavailable(f"the Dask scheduler at {self.address} does not answer ({exc})") from None
-        workers = sorted(info.get("workers", {}))
-        if not workers:
-            raise ClusterUnavailable(f"the Dask scheduler at {self.address} has no worker to run compute units on; "
-                                     "start one (dask worker " + self.address + ")")
-        return workers
+    async def workers(self, wait: float = WORKER_WAIT) -> list[str]:
+        """Addresses of the workers (waiting up to ``wait`` seconds for one to join: workers
+        started with the scheduler take a moment); ClusterUnavailable: no scheduler, or still
+        no worker."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while True:
+            if not self.connected():
+                raise ClusterUnavailable(f"the Dask scheduler at {self.address} cannot be reached")
+            try:
+                info = await asyncio.wait_for(self.client.scheduler.identity(), 10)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise ClusterUnavailable(f"the Dask scheduler at {self.address} does not answer ({exc})") from None
+            workers = sorted(info.get("workers", {}))
+            if workers:
+                return workers
+            if loop.time() >= end:
+                raise ClusterUnavailable(f"the Dask scheduler at {self.address} has no worker to run compute units "
+                                         f"on (waited {wait:g} s); start one (dask worker {self.address})")
+            await asyncio.sleep(0.2)
 
     async def _notify(self, up: bool) -> None:
         self.up = up
@@ -92,7 +100,7 @@ class Cluster:
         if not self.connected():
             return False
         try:
-            await self.workers()
+            await self.workers(wait=0)
         except ClusterUnavailable:
             return False
         return True

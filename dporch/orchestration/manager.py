@@ -178,8 +178,6 @@ class TaskManager:
         self._persist = True
         for task in self.tasks.values():
             self.persist(task)
-        for n in notes:
-            log.warning("restore: %s", n)
         return notes
 
     async def _bring_back(self, task: Task, state: str, reason: str | None, restore_running: bool) -> None:

@@ -377,7 +377,7 @@ class ComputePool:
         if not stuck:
             return
         try:
-            live = set(await self.cluster.workers())
+            live = set(await self.cluster.workers(wait=0))
         except ClusterUnavailable:
             return  # the cluster watch deals with a missing scheduler
         for unit in stuck:
