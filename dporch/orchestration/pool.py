@@ -122,6 +122,7 @@ class ComputePool:
         if router:
             self.router.load_state(router)
         self.recent_batch_ms: deque[float] = deque(maxlen=100)  # actor call round trips
+        self.spans: deque[tuple[str, float, float, int]] = deque(maxlen=5000)  # (unit, sent, answered, rows), wall time
         self._bg = Background(f"task {task_id} pool", on_error)  # a consumer that breaks fails the task
 
     def _add_slot(self, slot: str | None = None, *, route: bool = True) -> Unit:
@@ -355,7 +356,10 @@ class ComputePool:
             item = unit.log.oldest_in_flight()
             unit.log.mark_done()
             if isinstance(item, Batch):
-                self.recent_batch_ms.append((time.monotonic() - sent) * 1000)
+                took = time.monotonic() - sent
+                self.recent_batch_ms.append(took * 1000)
+                now = time.time()
+                self.spans.append((unit.uid, now - took, now, len(item.seqs)))
                 if not item.delivered:
                     unit.rows += len(item.seqs)
                     item.delivered = True
