@@ -19,7 +19,7 @@ from ..orchestration.paths import PathPolicy
 from ..orchestration.states import TaskState
 from .server import APIServer
 
-__all__ = ["ServeOptions", "Service", "serve"]
+__all__ = ["ServeOptions", "Service", "serve", "connect", "open_manager", "read_config"]
 
 log = logging.getLogger("dporch.serve")
 
@@ -36,8 +36,54 @@ class ServeOptions:
     dashboard: str = ":8787"
     restore_running: bool = True
     data_dirs: list[str] = field(default_factory=list)
-    output_dir: Path | None = None  # where API tasks write (default: output/ beside the tasks file)
+    output_dir: Path | None = None  # where API tasks write (default: ./output)
     allow_paths: list[str] = field(default_factory=list)  # more folders every task may use
+
+
+async def connect(opts: ServeOptions) -> tuple[Any, Any]:
+    """(asynchronous Dask client, the LocalCluster started for it or None)."""
+    from dask.distributed import Client, LocalCluster
+
+    if opts.scheduler:
+        return await Client(opts.scheduler, asynchronous=True, direct_to_workers=True), None
+    cluster = await LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True, asynchronous=True,
+                                 dashboard_address=opts.dashboard, silence_logs=logging.WARNING)
+    return await Client(cluster, asynchronous=True, direct_to_workers=True), cluster
+
+
+def read_config(path: Path | None) -> LoadedConfig:
+    """The tasks file; a file that cannot be read or parsed is a ConfigError, a task with
+    issues is only left out (its issues come back with the others)."""
+    if path is None:
+        return LoadedConfig(GlobalConfig(), [], [])
+    if not path.exists():
+        print(f"config: {path} not found; starting with no tasks from it", file=sys.stderr)
+        return LoadedConfig(GlobalConfig(), [], [])
+    loaded = load_config(path)
+    fatal = [i for i in loaded.issues if i.field in ("file", "syntax")]
+    if fatal:
+        raise ConfigError(fatal)
+    return loaded
+
+
+def open_manager(opts: ServeOptions, client: Any, *, strict: bool = False) -> tuple[TaskManager, list[str]]:
+    """The task manager of the options' tasks file and state directory, with the folders its
+    tasks may use; (manager, data folders). Tasks with issues are reported and left out
+    (``strict``: any issue is a ConfigError)."""
+    opts.state_dir.mkdir(parents=True, exist_ok=True)
+    loaded = read_config(opts.config)
+    project = Path.cwd()
+    folders = [project, *([opts.config.resolve().parent] if opts.config is not None else [])]
+    data_dirs = opts.data_dirs or loaded.global_.data_dirs or [str(project / "data")]
+    paths = PathPolicy(folders, data=data_dirs, output=opts.output_dir or project / "output",
+                       allow=opts.allow_paths, state=opts.state_dir)
+    manager = TaskManager(client, state_dir=opts.state_dir, paths=paths)
+    issues = manager.load(loaded)
+    if strict and issues:
+        raise ConfigError(issues)
+    for issue in issues:
+        print(f"config: {issue}", file=sys.stderr)
+    return manager, data_dirs
 
 
 class Service:
@@ -52,25 +98,9 @@ class Service:
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
-        from dask.distributed import Client, LocalCluster
-
         opts = self.opts
-        if opts.scheduler:
-            self.client = await Client(opts.scheduler, asynchronous=True, direct_to_workers=True)
-        else:
-            self.cluster = await LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
-                                              asynchronous=True, dashboard_address=opts.dashboard,
-                                              silence_logs=logging.WARNING)
-            self.client = await Client(self.cluster, asynchronous=True, direct_to_workers=True)
-        opts.state_dir.mkdir(parents=True, exist_ok=True)
-        loaded = self._read_config()
-        project = opts.config.resolve().parent if opts.config is not None else Path.cwd()
-        data_dirs = opts.data_dirs or loaded.global_.data_dirs or [str(project / "data")]
-        paths = PathPolicy(project, data=data_dirs, output=opts.output_dir or project / "output",
-                           allow=opts.allow_paths, state=opts.state_dir)
-        self.manager = TaskManager(self.client, state_dir=opts.state_dir, paths=paths)
-        for issue in self.manager.load(loaded):
-            print(f"config: {issue}", file=sys.stderr)
+        self.client, self.cluster = await connect(opts)
+        self.manager, data_dirs = open_manager(opts, self.client)
         for note in await self.manager.restore(restore_running=opts.restore_running):
             print(f"registry: {note}", file=sys.stderr)
         self.api = APIServer(self.manager, host=opts.host, port=opts.port, token=opts.token,
@@ -79,21 +109,6 @@ class Service:
         # Everything alive now (Dask, Bokeh, compiled scripts) lives as long as the server:
         # keep it out of the cyclic collector, so a full collection stays short (tick latency).
         gc.freeze()
-
-    def _read_config(self) -> LoadedConfig:
-        """The tasks file; a file that cannot be read or parsed stops the server (ConfigError),
-        a task with issues is only left out."""
-        path = self.opts.config
-        if path is None:
-            return LoadedConfig(GlobalConfig(), [], [])
-        if not path.exists():
-            print(f"config: {path} not found; starting with no tasks from it", file=sys.stderr)
-            return LoadedConfig(GlobalConfig(), [], [])
-        loaded = load_config(path)
-        fatal = [i for i in loaded.issues if i.field in ("file", "syntax")]
-        if fatal:
-            raise ConfigError(fatal)
-        return loaded
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"scheduler": self.client.scheduler.address if self.client else None}

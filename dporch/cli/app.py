@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from .. import __version__
-from . import backtest_command, help_style, lang_commands, messages, serve_commands, stream_commands, task_commands
+from . import (backtest_command, help_style, lang_commands, messages, serve_commands, stream_commands, task_commands,
+               workflow_commands)
 
 app = typer.Typer(
     name="dporch",
@@ -52,6 +53,7 @@ stream_commands.register(app)
 backtest_command.register(app)
 serve_commands.register(app)
 task_commands.register(app)
+workflow_commands.register(app)
 
 
 @app.command()

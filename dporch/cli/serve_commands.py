@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
         token: Optional[str] = typer.Option(None, "--token", envvar="DPORCH_TOKEN", help="Requests must carry this token."),
         dashboard: str = typer.Option(":8787", "--dashboard", help="Dask dashboard address of the local cluster."),
         restore_running: bool = typer.Option(True, "--restore-running/--no-restore-running", help="Restart tasks that were running or paused when the server stopped (else they come back stopped)."),
-        data_dir: list[str] = typer.Option([], "--data-dir", help="Folders API tasks and attach_file may read (default: data/ beside the tasks file)."),
-        output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder API tasks may write (default: output/ beside the tasks file)."),
+        data_dir: list[str] = typer.Option([], "--data-dir", help="Folders API tasks and attach_file may read (default: ./data)."),
+        output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder API tasks may write (default: ./output)."),
         allow_path: list[str] = typer.Option([], "--allow-path", metavar="FOLDER", help="Another folder every task may read and write; repeat for more."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages (tasks, API, checkpoints)."),
     ) -> None:

@@ -192,9 +192,11 @@ class SplitWriter:
     arrival order; at most ``max_open`` files stay open at once."""
 
     def __init__(self, template: str, columns: list[str], *, buffer_rows: int = 1000, max_open: int = 256,
-                 fields: dict[str, Any] | None = None, on_new: Callable[[str, int], None] | None = None):
+                 fields: dict[str, Any] | None = None, on_new: Callable[[str, int], None] | None = None,
+                 stage: Callable[[str], str] | None = None):
         self.template = template
         self.on_new = on_new  # told (path, size before this writer's first write; -1: no file)
+        self.stage = stage  # a file's path -> where to write it until it is published
         self.touched: set[str] = set()
         self.columns = columns
         self.header = csv_header(columns)
@@ -213,7 +215,8 @@ class SplitWriter:
     def path_for(self, key: Any, row: dict[str, Any] | None = None) -> str:
         values = {k: safe_file_name(v) for k, v in {**self.fields, **(row or {})}.items()}
         values["key"] = safe_file_name(key)
-        return self.template.format_map(_Defaults(values))
+        path = self.template.format_map(_Defaults(values))
+        return self.stage(path) if self.stage is not None else path
 
     def write_rows(self, rows: list[list[Any]], keys: list[Any]) -> None:
         if not rows:

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS unit_state (
     PRIMARY KEY (task, slot, key));
 CREATE TABLE IF NOT EXISTS output_file (
     task TEXT NOT NULL, path TEXT NOT NULL, base INTEGER NOT NULL, PRIMARY KEY (task, path));
+CREATE TABLE IF NOT EXISTS completion (task TEXT PRIMARY KEY, meta TEXT NOT NULL);
 """
 
 #: slot -> (states of the keys that changed, keys dropped)
@@ -116,7 +117,8 @@ class CheckpointStore:
         return size
 
     def clear(self, task: str) -> None:
-        """Forget the task's checkpoint and state (a fresh start, or a deleted task)."""
+        """Forget the task's checkpoint, state and output notes (a fresh start); its completion
+        record stays (a deleted task drops it with :meth:`forget_completion`)."""
         with self._lock:
             for table in ("checkpoint", "unit_state", "output_file"):
                 self._db.execute(f"DELETE FROM {table} WHERE task = ?", (task,))
@@ -127,6 +129,21 @@ class CheckpointStore:
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO output_file (task, path, base) VALUES (?, ?, ?)",
                              (task, path, base))
+
+    def completed(self, task: str) -> dict[str, Any] | None:
+        """What the task's last finished run recorded (see workflow.py), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT meta FROM completion WHERE task = ?", (task,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def complete(self, task: str, meta: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO completion (task, meta) VALUES (?, ?)",
+                             (task, json.dumps(meta, ensure_ascii=False)))
+
+    def forget_completion(self, task: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM completion WHERE task = ?", (task,))
 
     def output_bases(self, task: str) -> dict[str, int]:
         with self._lock:

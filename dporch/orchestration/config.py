@@ -21,8 +21,8 @@ __all__ = ["ConfigIssue", "ConfigError", "SchemaColumn", "TaskConfig", "GlobalCo
 SCHEMA_TYPES = {"string": "string", "number": "number", "boolean": "bool"}
 _ID = re.compile(r"[\w.:-]{1,128}")
 STRATEGIES = ("hash", "round_robin", "sticky")
-INPUT_TYPES = ("stdin", "file", "tcp")
-OUTPUT_TYPES = ("stdout", "file", "tcp")
+INPUT_TYPES = ("stdin", "file", "tcp", "task")
+OUTPUT_TYPES = ("stdout", "file", "tcp", "none")
 FORMATS = ("csv", "json")
 MODES = ("split", "merge")
 
@@ -88,6 +88,8 @@ class InputConfig:
     buffer_size: int = 1024
     follow: bool = False
     durable: bool = False  # log what is read before processing it, so a server crash loses nothing
+    task: str | None = None  # type "task": the task whose output rows this task reads
+    filter: dict[str, Any] | None = None  # type "task": only rows with these column values
 
 
 @dataclass
@@ -167,7 +169,8 @@ _TASK_KEYS = {"id", "name", "enabled", "scripts", "schema"} | set(_SECTIONS)
 
 
 def _type_name(t: type) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(t, t.__name__)
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            dict: "a table"}.get(t, t.__name__)
 
 
 class _Checker:
@@ -202,7 +205,7 @@ class _Checker:
     def typed(self, fld: str, v: Any, want: type | None, hint: Any) -> bool:
         if want is None:  # optional fields: type from the annotation text
             hint = str(hint)
-            want = int if "int" in hint else str
+            want = dict if hint.startswith("dict") else int if "int" in hint else str
         if want is float and isinstance(v, (int, float)) and not isinstance(v, bool):
             return True
         if want is int and isinstance(v, bool) or not isinstance(v, want):
@@ -318,6 +321,16 @@ def _validate(task: TaskConfig, chk: _Checker) -> None:
         chk.add("input.format", f"unknown format {i.format!r}; allowed: {', '.join(FORMATS)}")
     if i.type == "file" and not i.path:
         chk.add("input.path", "required for a file input")
+    if i.type == "file" and i.path and i.follow and any(c in i.path for c in "{*?["):
+        chk.add("input.follow", "a followed file is one file, not a pattern")
+    if i.type == "task":
+        if not isinstance(i.task, str) or not i.task:
+            chk.add("input.task", "required for a task input: the id of the task whose output rows to read")
+        if i.filter is not None and (not isinstance(i.filter, dict) or
+                                     not all(isinstance(v, (str, int, float, bool)) for v in i.filter.values())):
+            chk.add("input.filter", "a table of column = value (a string, number or boolean)")
+        if i.durable:
+            chk.add("input.durable", "a task input replays from its producer: durable is for tcp and stdin inputs")
     if i.type == "tcp" and not isinstance(i.port, int):
         chk.add("input.port", "required for a tcp input (an integer)")
     elif isinstance(i.port, int) and not 0 <= i.port <= 65535:

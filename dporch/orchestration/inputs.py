@@ -9,8 +9,10 @@ compute pool slows the readers down too.
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import os
+import re
 import stat
 import sys
 from typing import Any, Awaitable, Callable
@@ -18,7 +20,8 @@ from typing import Any, Awaitable, Callable
 from .config import InputConfig
 from .lines import Chunk, LineSplitter, Logged
 
-__all__ = ["Chunk", "Feed", "Logged", "make_input", "InputPipeline", "LineSplitter"]
+__all__ = ["Chunk", "Feed", "Logged", "make_input", "InputPipeline", "LineSplitter", "TaskInput", "input_files",
+           "is_pattern", "pattern_glob"]
 
 log = logging.getLogger("dporch.input")
 _READ = 1 << 16
@@ -56,9 +59,8 @@ class InputPipeline:
     async def run(self, feed: Feed) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    async def _pump(self, read: Callable[[], bytes], source: str, feed: Feed, *, follow: bool = False) -> None:
+    async def _pump(self, read: Callable[[], bytes], split: LineSplitter, feed: Feed, *, follow: bool = False) -> None:
         """Blocking reads (in a thread) into ``feed`` until the end, or forever with ``follow``."""
-        split = LineSplitter(self.cfg.format, source, self.position)
         loop = asyncio.get_running_loop()
         while not self._closed:
             await self.running.wait()
@@ -72,37 +74,70 @@ class InputPipeline:
             if chunk:
                 await feed(chunk, None)
             if not data:
-                self.done.set()
                 break
 
     def describe(self) -> str:
         return self.cfg.type
 
 
+def is_pattern(path: str) -> bool:
+    return any(c in path for c in "{*?[")
+
+
+def pattern_glob(path: str) -> str:
+    """A path pattern as a glob: each ``{field}`` stands for one file-name part (``*``)."""
+    return re.sub(r"\{[^{}]*\}", "*", path)
+
+
+def input_files(path: str) -> list[str]:
+    """The files a file input reads, in the order it reads them: the path itself, or every
+    file its pattern (``{field}`` wildcards, ``*``, ``?``, ``[...]``) matches, sorted."""
+    if not is_pattern(path):
+        return [path]
+    return sorted(p for p in glob.glob(pattern_glob(path)) if os.path.isfile(p))
+
+
 class FileInput(InputPipeline):
-    """A file read in blocks (never loaded whole); ``follow`` keeps reading as it grows; a
-    restored task resumes at its checkpoint's offset."""
+    """A file read in blocks (never loaded whole), or every file a path pattern matches, one
+    after the other; ``follow`` keeps reading one file as it grows; a restored task resumes at
+    its checkpoint's file and offset."""
 
     def describe(self) -> str:
         return f"file {self.cfg.path}"
 
     async def run(self, feed: Feed) -> None:
         assert self.cfg.path is not None
-        path = self.cfg.path
+        files = input_files(self.cfg.path)
+        if not files:
+            raise OSError(f"no file matches {self.cfg.path}")
+        pos = self.position or {}
+        if pos.get("file") in files:
+            files = files[files.index(pos["file"]):]
+        elif pos.get("file") is not None or (pos and is_pattern(self.cfg.path)):
+            raise OSError(f"{pos.get('file')}, where the task's checkpoint stands, is gone: "
+                          "start the task with fresh=true")
+        for n, path in enumerate(files):
+            await self._read(path, feed, pos if n == 0 and pos else None)
+            if self._closed:
+                return
+        self.done.set()
+
+    async def _read(self, path: str, feed: Feed, pos: dict[str, Any] | None) -> None:
         try:
             st = os.stat(path)
         except OSError as exc:
             raise OSError(f"cannot read {path}: {exc.strerror}") from None
         if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{path} is not a regular file (a FIFO, device or folder cannot be a file input)")
-        offset = self.position["offset"] if self.position else 0
+        offset = pos["offset"] if pos else 0
         if offset > st.st_size:
             raise OSError(f"{path} is shorter ({st.st_size} bytes) than the position the task's checkpoint "
                           f"reached ({offset}); the file was replaced: start the task with fresh=true")
         with open(path, "rb") as f:
             f.seek(offset)
             self.ready.set()
-            await self._pump(lambda: f.read(_READ * 4), f"file:{path}", feed, follow=self.cfg.follow)
+            split = LineSplitter(self.cfg.format, f"file:{path}", pos, file=path)
+            await self._pump(lambda: f.read(_READ * 4), split, feed, follow=self.cfg.follow)
 
 
 class StdinInput(InputPipeline):
@@ -113,7 +148,9 @@ class StdinInput(InputPipeline):
         self.ready.set()
         stream = sys.stdin.buffer
         read = getattr(stream, "read1", stream.read)
-        await self._pump(lambda: read(_READ), "stdin", feed)
+        await self._pump(lambda: read(_READ), LineSplitter(self.cfg.format, "stdin"), feed)
+        if not self._closed:
+            self.done.set()
 
 
 class TcpInput(InputPipeline):
@@ -232,9 +269,53 @@ class TcpInput(InputPipeline):
             t.cancel()
 
 
+class TaskInput(InputPipeline):
+    """The output rows of another task in the same server, handed over in process: the
+    producer awaits this task taking each batch, so backpressure crosses the edge (a paused or
+    stopped consumer holds its producer up). The input ends when the producer's input does."""
+
+    def __init__(self, cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None):
+        super().__init__(cfg, task_id)
+        self.feed: Feed | None = None
+        self.on_committed: Callable[[int], None] = lambda next_seq: None  # the producer committed a checkpoint
+        self._ended = asyncio.Event()
+        self._match = sorted((cfg.filter or {}).items())
+
+    def describe(self) -> str:
+        return f"task {self.cfg.task}"
+
+    async def run(self, feed: Feed) -> None:
+        self.feed = feed
+        self.ready.set()
+        await self._ended.wait()
+        if not self._closed:
+            self.done.set()
+
+    async def deliver(self, columns: list[str], rows: list[list], seqs: list[int]) -> None:
+        """Rows of the producer's output with their row numbers there."""
+        if self._match:
+            index = {c: i for i, c in enumerate(columns)}
+            want = [(index.get(k), v) for k, v in self._match]
+            keep = [i for i, r in enumerate(rows) if all(j is not None and r[j] == v for j, v in want)]
+            rows, seqs = [rows[i] for i in keep], [seqs[i] for i in keep]
+        if not rows or self._closed:
+            return
+        await self.running.wait()
+        assert self.feed is not None
+        await self.feed(Chunk(columns, rows, [s + 1 for s in seqs], f"task:{self.cfg.task}", upstream=seqs), None)
+
+    def finish(self) -> None:
+        """The producer's input has ended: so has this one."""
+        self._ended.set()
+
+    async def close(self) -> None:
+        await super().close()
+        self._ended.set()
+
+
 def make_input(cfg: InputConfig, task_id: str, position: dict[str, Any] | None = None,
                streams: dict[str, int] | None = None) -> InputPipeline:
     if cfg.type == "tcp":
         return TcpInput(cfg, task_id, streams=streams)
-    return {"file": FileInput, "stdin": StdinInput}[cfg.type](cfg, task_id, position)
+    return {"file": FileInput, "stdin": StdinInput, "task": TaskInput}[cfg.type](cfg, task_id, position)
 

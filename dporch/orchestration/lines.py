@@ -29,6 +29,7 @@ class Chunk:
     end: dict[str, Any] | None = None  # where the source is after this chunk (files: offset, line, header)
     stream: str | None = None  # a durable TCP sender's stream name
     count: int = 0  # records of the connection (or its stream) up to this chunk's end
+    upstream: list[int] | None = None  # rows of another task: their row numbers there (records are typed values)
 
 
 Logged = Callable[[Chunk], None]
@@ -38,9 +39,10 @@ _Line = str | ValueError  # a line's text, or why it cannot be read
 class LineSplitter:
     """Complete lines of a source; for CSV the first line is the header."""
 
-    def __init__(self, fmt: str, source: str, position: dict[str, Any] | None = None):
+    def __init__(self, fmt: str, source: str, position: dict[str, Any] | None = None, file: str | None = None):
         self.fmt = fmt
         self.source = source
+        self.file = file  # a file input's file: named in positions (an input may span several files)
         self.header: list[str] | None = None
         self.line = 0
         self.offset = 0  # bytes of the source handed out as complete lines
@@ -55,7 +57,8 @@ class LineSplitter:
 
     @property
     def position(self) -> dict[str, Any]:
-        return {"offset": self.offset, "line": self.line, "header": self.header}
+        pos = {"offset": self.offset, "line": self.line, "header": self.header}
+        return {"file": self.file, **pos} if self.file is not None else pos
 
     def feed(self, data: bytes, final: bool = False) -> Chunk | None:
         lines = self._complete_lines(data, final)

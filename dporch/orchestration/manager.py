@@ -17,9 +17,11 @@ from .config import (ConfigError, ConfigIssue, GlobalConfig, LoadedConfig, TaskC
 from .checkpoints import CheckpointStore
 from .cluster import Cluster
 from .errors import IllegalTransition, NotFound, OrchestrationError
+from .aio import Background
 from .paths import PathPolicy
 from .registry import Registry
 from .task import Task, TaskState
+from .workflow import build_graph, is_batch, topological
 
 __all__ = ["TaskManager", "NotFound", "LIVE_FIELDS"]
 
@@ -71,6 +73,7 @@ class TaskManager:
         self.tasks: dict[str, Task] = {}
         self.store = CheckpointStore(state_dir / "checkpoints.sqlite" if state_dir else None)
         self.registry = Registry(state_dir / "registry.sqlite") if state_dir else None
+        self._background = Background("task manager")
         self._persist = False  # on once restore() has read what the previous run left
         self._file_configs: dict[str, dict[str, Any]] = {}  # config-file tasks: what the file says
         self._watching = False
@@ -110,7 +113,9 @@ class TaskManager:
         programs = compile_chain(cfg, issues)
         if issues:
             raise ConfigError(issues)
-        return Task(cfg, programs, state_dir=self.state_dir, store=self.store, on_change=self.persist)
+        task = Task(cfg, programs, state_dir=self.state_dir, store=self.store, on_change=self.persist)
+        task.peers = self.tasks
+        return task
 
     def add(self, task: Task) -> Task:
         if task.config.id in self.tasks:
@@ -166,11 +171,20 @@ class TaskManager:
                 self.tasks[entry.id] = self.build(entry.config, base_dir=entry.base_dir)
             except ConfigError as exc:
                 notes.append(f"task {entry.id!r} cannot be restored: {exc}")
-        for tid, task in list(self.tasks.items()):
+        configs = {tid: t.config for tid, t in self.tasks.items()}
+        graph, _ = build_graph(list(configs.values()))
+        due: list[str] = []  # finished or new batch tasks of the tasks file: run if out of date
+        for tid in reversed(topological(graph)):  # readers first: an edge is there before rows flow
+            task = self.tasks[tid]
             entry = entries.get(tid)
             if entry is not None and entry.origin == "config" and entry.file_config == self._file_configs.get(tid):
                 self._keep_live_changes(task, entry.config)
             state = entry.state if entry is not None else ("running" if task.config.enabled else "ready")
+            if (task.config.source is not None and task.config.enabled and is_batch(task.config, configs)
+                    and (entry is None or entry.state == "stopped" and entry.reason in ("input finished", "up to date"))):
+                task.state, task.reason = TaskState.STOPPED, entry.reason if entry else None
+                due.append(tid)
+                continue
             try:
                 await self._bring_back(task, state, entry.reason if entry else None, restore_running)
             except Exception as exc:  # noqa: BLE001 - one task failing must not stop the others
@@ -178,7 +192,26 @@ class TaskManager:
         self._persist = True
         for task in self.tasks.values():
             self.persist(task)
+        if due and self.cluster is not None:
+            self._background.spawn(self._bring_up_to_date(due), "workflow")
         return notes
+
+    async def _bring_up_to_date(self, tids: list[str]) -> None:
+        """Run the batch tasks of the tasks file that are out of date, in dependency order (the
+        rule of ``dporch workflow run``)."""
+        from .runner import execute, plan
+
+        try:
+            the_plan = plan(self, tids)
+        except ConfigError as exc:
+            log.warning("the batch tasks cannot run as a workflow: %s", exc)
+            return
+        for step in the_plan.steps:
+            task = self.tasks[step.task]
+            if not step.reasons:
+                task.reason = "up to date"
+                self.persist(task)
+        await execute(self, the_plan)
 
     async def _bring_back(self, task: Task, state: str, reason: str | None, restore_running: bool) -> None:
         if state in ("running", "paused") and (not restore_running or not task.config.enabled
@@ -240,9 +273,14 @@ class TaskManager:
         task = self.get(task_id)
         task.check("delete")
         await task.released()
+        readers = sorted(t.config.id for t in self.tasks.values() if t.config.input.type == "task"
+                         and t.config.input.task == task_id and t is not task)
+        if readers:
+            raise IllegalTransition(f"task {task_id!r} feeds {', '.join(readers)}: delete or change those first")
         del self.tasks[task_id]
         await task.close()
         self.store.clear(task_id)
+        self.store.forget_completion(task_id)
         if self.registry is not None:
             self.registry.delete(task_id)
 
@@ -272,6 +310,7 @@ class TaskManager:
         await task.close()
         new.state = task.state if task.state != TaskState.ERROR else TaskState.READY
         new.log = task.log
+        new.downstream = task.downstream  # tasks reading this one keep reading it
         self.tasks[task_id] = new
         new.note(f"updated: {', '.join('.'.join(p) for p in changed)}")
         self.persist(new)
@@ -311,6 +350,7 @@ class TaskManager:
         """Stop every running or paused task (drain, final checkpoint, release the units) and
         close everything; the registry keeps the states they had, so a restart resumes them."""
         self._persist = False
+        await self._background.cancel()
         for task in list(self.tasks.values()):
             if task.state in (TaskState.RUNNING, TaskState.PAUSED):
                 try:

@@ -19,11 +19,33 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine.writers import LazyFile, RowWriter, SplitWriter
+from ..engine.writers import LazyFile, RowWriter, SplitWriter, safe_file_name
 from ..lang.format import csv_header, json_line
 from .config import OutputConfig
 
-__all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError", "cut_back", "NewFile"]
+__all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError", "cut_back", "NewFile", "staged",
+           "publish_staged", "STAGED_SUFFIX"]
+
+STAGED_SUFFIX = ".dporch-part"
+
+
+def staged(path: str) -> str:
+    """Where a batch task writes ``path`` until it has finished: a hidden file beside it, so
+    an interrupted run never leaves a file that looks complete (nor matches ``*.csv``)."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}{STAGED_SUFFIX}")
+
+
+def final_of(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, tail[1:-len(STAGED_SUFFIX)])
+
+
+def publish_staged(path: str) -> str:
+    """Move a staged file to its final name (replacing what was there); returns that name."""
+    final = final_of(path)
+    os.replace(path, final)
+    return final
 
 NewFile = Callable[[str, int], None]  # (path, its size before the task first wrote to it; -1: none)
 
@@ -121,6 +143,11 @@ class OutputPipeline:
         """Size of each file written so far (after a flush); empty for streams and sockets."""
         return {}
 
+    def publish(self) -> list[str]:
+        """A staged output after its task finished: move every file to its final name (one
+        rename each); returns the final names. Unstaged outputs have nothing to do."""
+        return []
+
     def describe(self) -> str:
         return self.cfg.type
 
@@ -128,21 +155,25 @@ class OutputPipeline:
 class _WriterOutput(OutputPipeline):
     """stdout and file outputs, through the engine's CSV / JSON-lines writers."""
 
-    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None):
+    def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None,
+                 stage: bool = False):
         super().__init__(cfg, columns, task_id)
         self.writer: RowWriter | SplitWriter
         self.path: str | None = None  # the merge file
-        fields = {"task_id": task_id}
+        self.staged = stage
+        fields = {"task_id": safe_file_name(task_id)}
         if cfg.type == "stdout":
             self.writer = RowWriter(sys.stdout, columns, cfg.format, buffer_rows=cfg.buffer_size)
         elif cfg.mode == "split":
             assert cfg.path is not None
             if cfg.format != "csv":
                 raise OutputIOError("split file outputs are CSV (set output.format = \"csv\")")
-            self.writer = SplitWriter(cfg.path, columns, buffer_rows=cfg.buffer_size, fields=fields, on_new=on_new)
+            self.writer = SplitWriter(cfg.path, columns, buffer_rows=cfg.buffer_size, fields=fields, on_new=on_new,
+                                      stage=staged if stage else None)
         else:
             assert cfg.path is not None
-            path = Path(cfg.path.format_map({**fields, "key": "all"}))
+            final = cfg.path.format_map({**fields, "key": "all"})
+            path = Path(staged(final) if stage else final)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.path = str(path)
             if on_new is not None:
@@ -195,9 +226,16 @@ class _WriterOutput(OutputPipeline):
         super().set_buffer_size(n)
         self.writer.buffer_rows = max(1, n)
 
+    def _paths(self) -> list[str]:
+        return list(self.writer.touched) if isinstance(self.writer, SplitWriter) else [self.path] if self.path else []
+
     def positions(self) -> dict[str, int]:
-        paths = self.writer.touched if isinstance(self.writer, SplitWriter) else [self.path] if self.path else []
-        return {p: os.path.getsize(p) for p in paths if os.path.exists(p)}
+        return {p: os.path.getsize(p) for p in self._paths() if os.path.exists(p)}
+
+    def publish(self) -> list[str]:
+        if not self.staged:
+            return []
+        return sorted(publish_staged(p) for p in self._paths() if os.path.exists(p))
 
 
 class TcpOutput(OutputPipeline):
@@ -269,10 +307,27 @@ class TcpOutput(OutputPipeline):
             self.writer.close()
 
 
-def make_output(cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None) -> OutputPipeline:
+class NoOutput(OutputPipeline):
+    """``type = "none"``: rows go only to the task's buffer, subscribers and downstream tasks."""
+
+    def write(self, rows: list[list], keys: list[Any]) -> None:
+        pass
+
+    async def aflush(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_output(cfg: OutputConfig, columns: list[str], task_id: str, on_new: NewFile | None = None,
+                stage: bool = False) -> OutputPipeline:
+    """``stage``: write files under staged names until :meth:`OutputPipeline.publish`."""
     if cfg.type == "tcp":
         return TcpOutput(cfg, columns, task_id)
-    return _WriterOutput(cfg, columns, task_id, on_new)
+    if cfg.type == "none":
+        return NoOutput(cfg, columns, task_id)
+    return _WriterOutput(cfg, columns, task_id, on_new, stage and cfg.type == "file")
 
 
 def cut_back(sizes: dict[str, int]) -> list[str]:

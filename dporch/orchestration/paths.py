@@ -3,9 +3,9 @@
 One rule for every path a task touches (its scripts, its input file, its output paths): the
 path, symlinks resolved, must lie inside the folders allowed for the task's origin.
 
-* A task of the tasks file (written by the server's operator) may use the project folder (the
-  one holding the tasks file), paths relative to its own file being the usual case.
-* A task created through the API reads inside the project folder and the data folders, and
+* A task of the tasks file (written by the server's operator) may use the project folders: the
+  working directory and the one holding the tasks file.
+* A task created through the API reads inside the project folders and the data folders, and
   writes inside the output folder.
 * ``--allow-path FOLDER`` adds a folder for both; nothing is ever written inside the state
   directory.
@@ -46,11 +46,11 @@ class Roots:
 
 
 class PathPolicy:
-    def __init__(self, project: str | Path, *, data: list[str | Path] = (), output: str | Path | None = None,
+    def __init__(self, project: list[str | Path], *, data: list[str | Path] = (), output: str | Path | None = None,
                  allow: list[str | Path] = (), state: str | Path | None = None):
         extra = list(allow)
-        self.config = Roots(_real([project, *extra]), _real([project, *extra]))
-        self.api = Roots(_real([project, *data, *extra]), _real([*([output] if output else []), *extra]))
+        self.config = Roots(_real([*project, *extra]), _real([*project, *extra]))
+        self.api = Roots(_real([*project, *data, *extra]), _real([*([output] if output else []), *extra]))
         self.state = os.path.realpath(state) if state else None
 
     def roots(self, cfg: TaskConfig) -> Roots:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,8 +32,10 @@ from .checkpoints import Checkpoint, CheckpointStore
 from .cluster import Cluster
 from .config import TaskConfig
 from .errors import ClusterUnavailable, IllegalTransition, OrchestrationError, PoolError
-from .inputs import Chunk, InputPipeline, Logged, make_input
-from .outputs import OutputBuffer, OutputIOError, OutputPipeline, cut_back, make_output
+from .inputs import Chunk, InputPipeline, Logged, TaskInput, make_input
+from .outputs import (STAGED_SUFFIX, OutputBuffer, OutputIOError, OutputPipeline, cut_back, make_output,
+                      publish_staged)
+from .workflow import Completion, is_batch, out_of_date
 from .pool import ComputePool, Result, Unit
 from .states import ALLOWED, ErrorRecord, TaskState
 from .wal import WriteAheadLog
@@ -88,6 +92,10 @@ class Task:
         self._input_pos: dict[str, Any] | None = None  # file inputs: where the last chunk ingested ended
         self._wal_pending: set[int] = set()  # logged chunks not yet ingested
         self._streams: dict[str, int] = {}  # durable TCP streams: records logged
+        self.peers: dict[str, "Task"] = {}  # the server's tasks, by id (set by the manager): producers to read from
+        self.downstream: list[TaskInput] = []  # inputs of tasks that read this task's output
+        self._upstream_seen: set[int] = set()  # a task input: producer rows taken since the producer's checkpoint
+        self._upstream_floor = 0  # the producer's committed row number: rows below it come no more
         self._retry_rows: dict[int, tuple[Any, tuple, int]] = {}  # seq -> (key, row, attempt) waiting
         self._retried: dict[int, tuple[Any, tuple, int]] = {}  # rows sent again since the last cut
         self._attempts: dict[int, int] = {}  # seq -> attempts so far, of rows sent again
@@ -160,6 +168,13 @@ class Task:
         async with self._lifecycle:
             self.check("start")
             await self.released()
+            if self.batch and not fresh and self.pool is None and self.store.latest(self.config.id) is None:
+                reasons = self.out_of_date()  # no run under way: make the outputs up to date
+                if not reasons:
+                    self._set_state(TaskState.STOPPED, "up to date")
+                    return
+                fresh = True
+                self.note(f"runs: {', '.join(reasons)}")
             self.transition = "starting"
             try:
                 await self._open(cluster, fresh)
@@ -187,14 +202,16 @@ class Task:
         self.cluster = cluster
         if fresh:
             await self.close()
+            cut_back({p: -1 for p in self.store.output_bases(cfg.id) if p.endswith(STAGED_SUFFIX)})
             self.store.clear(cfg.id)
             self.checkpointer = Checkpointer(self, self.store, cfg.checkpoint)
             self.next_seq, self._input_pos, self._retry_rows = 0, None, {}
             self._streams.clear()
-        if cfg.input.durable and self.wal is None:
-            if self.state_dir is None:
-                raise OrchestrationError("input.durable needs a state directory (dporch serve --state-dir)")
-            self.wal = WriteAheadLog(self.state_dir / "wal" / safe_file_name(cfg.id))
+        if cfg.input.durable and self.state_dir is None:
+            raise OrchestrationError("input.durable needs a state directory (dporch serve --state-dir)")
+        logged = cfg.input.durable or (cfg.input.type == "task" and self.state_dir is not None)
+        if logged and self.wal is None:  # a task input is logged too: its producer replays only from its checkpoint
+            self.wal = WriteAheadLog(self.state_dir / "wal" / safe_file_name(cfg.id))  # type: ignore[operator]
             if fresh:
                 self.wal.clear()
         new_pool = self.pool is None
@@ -202,13 +219,15 @@ class Task:
         if not self._sinks:
             self._build_pipeline()
         on_new = (lambda path, base: self.store.note_output(cfg.id, path, base)) if cfg.checkpoint.enabled else None
-        self.output = make_output(cfg.output, self.outputs_columns, cfg.id, on_new)
+        self.output = make_output(cfg.output, self.outputs_columns, cfg.id, on_new, stage=self.batch)
         assert self.pool is not None
         await self.pool.open()
         if new_pool and self.wal is not None:
             await self._replay_wal(ckpt)
         if self._reader is None or self._reader.done():
             self.input = make_input(cfg.input, cfg.id, self._input_pos, self._streams)
+            if isinstance(self.input, TaskInput):
+                self._connect(self.input)
             self.input.pause()
             self._reader = self.background.spawn(self._run_input(), "input")
             ready = asyncio.ensure_future(self.input.ready.wait())
@@ -219,6 +238,21 @@ class Task:
         self._timers = [self.background.spawn(self._timer(), "stats")]
         if self.checkpointer.enabled:
             self._timers.append(self.background.spawn(self.checkpointer.run_periodically(), "checkpoints"))
+
+    def _connect(self, inp: TaskInput) -> None:
+        """Read the output of the producer task (its row numbers decide what was taken)."""
+        producer = self.peers.get(self.config.input.task or "")
+        if producer is None:
+            raise OrchestrationError(f"input.task: no task {self.config.input.task!r} to read from")
+        inp.on_committed = self._upstream_committed
+        producer.downstream.append(inp)
+        latest = self.store.latest(producer.config.id)
+        self._upstream_committed(latest.next_seq if latest is not None else 0)
+
+    def _upstream_committed(self, next_seq: int) -> None:
+        """The producer committed a checkpoint: rows it numbered below ``next_seq`` never come again."""
+        self._upstream_floor = next_seq
+        self._upstream_seen = {s for s in self._upstream_seen if s >= next_seq}
 
     def _restore_checkpoint(self) -> Checkpoint | None:
         """A new pool: from the last checkpoint (state, routes, positions, counters) with the
@@ -249,6 +283,7 @@ class Task:
         self._input_pos = ckpt.input or None
         self._streams.clear()
         self._streams.update(ckpt.wal.get("streams", {}))
+        self._upstream_seen = set(ckpt.wal.get("upstream", []))
         c = ckpt.counters
         self.processed, self.error_count = c.get("processed", 0), c.get("errors", 0)
         self.buffer.total = c.get("output_rows", 0)
@@ -300,7 +335,9 @@ class Task:
         try:
             await self.stop(reason="input finished")
         except IllegalTransition:
-            pass  # stopped or failed meanwhile
+            return  # stopped or failed meanwhile
+        for edge in self.downstream:
+            edge.finish()
 
     async def _settle(self) -> bool:
         """Wait (at most DRAIN_SECONDS) until no chunk is on its way in."""
@@ -354,12 +391,42 @@ class Task:
                     else:
                         self.note(f"stopping with {self.pool.queue_length} row(s) not processed: "
                                   "they are processed when the task starts again")
+                output = self.output
                 await self._release()
+                if reason == "input finished" and self.batch and output is not None:
+                    self._complete(output)
             finally:
                 self.transition = None
             self.stopped_at = time.time()
             self.waiting_for_cluster = False
             self._set_state(TaskState.STOPPED, reason)
+
+    @property
+    def batch(self) -> bool:
+        """Whether the task reads a finite input, so that a run ends (see workflow.py)."""
+        return is_batch(self.config, {tid: t.config for tid, t in self.peers.items()})
+
+    def out_of_date(self, *, forced: bool = False, upstream_runs: bool = False) -> list[str]:
+        """Why a batch task must run ([]: its outputs are up to date)."""
+        return out_of_date(self.config, self.programs, self.store.completed(self.config.id),
+                           upstream_runs=upstream_runs, forced=forced)
+
+    def _complete(self, output: OutputPipeline) -> None:
+        """A batch run has finished: publish its staged files (each by one rename), remove the
+        files of the previous run it did not make again, record what it read and made, and
+        forget the run's checkpoint (the next run starts afresh)."""
+        tid = self.config.id
+        staged_paths = {p for p in self.store.output_bases(tid) if p.endswith(STAGED_SUFFIX)}
+        finals = sorted(set(output.publish()) | {publish_staged(p) for p in staged_paths if os.path.exists(p)})
+        previous = self.store.completed(tid)
+        for old in set(previous["outputs"] if previous else []) - set(finals):
+            if os.path.exists(old):
+                os.remove(old)
+        self.store.complete(tid, asdict(Completion.of(self.config, self.programs, finals)))
+        self.store.clear(tid)
+        self.pool = None
+        self.checkpointer = Checkpointer(self, self.store, self.config.checkpoint)
+        self.note(f"published {len(finals)} output file(s)")
 
     async def _release(self) -> None:
         """Release the compute units and the outputs; the input, replay logs and routes stay."""
@@ -384,6 +451,10 @@ class Task:
         """Everything goes: the input (its port), the pipeline, the pool (a deleted or replaced
         task, a server shutting down)."""
         await self._release()
+        if isinstance(self.input, TaskInput):
+            producer = self.peers.get(self.config.input.task or "")
+            if producer is not None and self.input in producer.downstream:
+                producer.downstream.remove(self.input)
         if self.input is not None:
             await self.input.close()
         if self._reader is not None:
@@ -528,11 +599,24 @@ class Task:
         self._wal_pending.discard(rid)  # type: ignore[arg-type]
         if chunk.end is not None and chunk.source.startswith("file:"):
             self._input_pos = chunk.end
+        if chunk.upstream is not None:
+            chunk = self._unseen(chunk)
         rows, errors = self._check(chunk)
         for rec in errors:
             self._error(rec)
         await self.rows.emit(rows)
         return len(rows[0]), errors
+
+    def _unseen(self, chunk: Chunk) -> Chunk:
+        """A producer's rows without those already taken (sent again after it restarted)."""
+        seen, floor = self._upstream_seen, self._upstream_floor
+        keep = [i for i, s in enumerate(chunk.upstream) if s >= floor and s not in seen]  # type: ignore[arg-type]
+        ups = [chunk.upstream[i] for i in keep]  # type: ignore[index]
+        seen.update(ups)
+        if len(keep) == len(chunk.records):
+            return chunk
+        return Chunk(chunk.header, [chunk.records[i] for i in keep], [chunk.lines[i] for i in keep], chunk.source,
+                     upstream=ups)
 
     async def push_chunk(self, chunk: Chunk) -> tuple[int, list[ErrorRecord]]:
         """Rows brought by a request (push_data, attach_file): in now, or IllegalTransition if
@@ -562,7 +646,26 @@ class Task:
         n = len(chunk.records)
         bad: dict[int, tuple[str | None, str]] = {}
         values: list[list] = []
-        if chunk.header is not None:  # CSV cells
+        if chunk.upstream is not None:  # typed rows of another task's output
+            index = {c: i for i, c in enumerate(chunk.header or [])}
+            cols = list(zip(*chunk.records)) if chunk.records else []
+            for name in self.columns:
+                j = index.get(name)
+                if j is None:
+                    if name in self.required:
+                        for i in range(n):
+                            bad.setdefault(i, (name, f"required column {name!r} is not in task "
+                                                     f"{self.config.input.task!r}'s output"))
+                    values.append([None] * n)
+                    continue
+
+                def on_bad_t(i: int, text: str, message: str, _c: str = name) -> None:
+                    bad.setdefault(i, (_c, message))
+
+                values.append(value_column(list(cols[j]), self.types.get(name), on_bad_t))
+            kj = index.get(self.key) if self.key else None
+            keys = [key_text(v) or None for v in cols[kj]] if kj is not None else [None] * n
+        elif chunk.header is not None:  # CSV cells
             index = {c: i for i, c in enumerate(chunk.header)}
             for i, rec in enumerate(chunk.records):
                 if isinstance(rec, ValueError):
@@ -635,6 +738,8 @@ class Task:
         if output.pending_since is not None:
             self._flush_later()
         self.buffer.add(result.rows)
+        for edge in self.downstream:  # tasks reading this one: they take the rows before more come
+            await edge.deliver(self.outputs_columns, result.rows, result.seqs)
         if self._attempts:  # rows sent again that went through this time
             failed = {e["seq"] for e in result.errors}
             for s in result.batch.seqs:
@@ -736,7 +841,8 @@ class Task:
     def wal_position(self) -> dict[str, Any]:
         if self.wal is None:
             return {}
-        return {"next": self.wal.next_id, "pending": sorted(self._wal_pending), "streams": dict(self._streams)}
+        return {"next": self.wal.next_id, "pending": sorted(self._wal_pending), "streams": dict(self._streams),
+                "upstream": sorted(self._upstream_seen)}
 
     def counters(self) -> dict[str, int]:
         return {"processed": self.processed, "errors": self.error_count, "output_rows": self.buffer.total}
@@ -764,6 +870,8 @@ class Task:
             return None
 
     def checkpointed(self, ckpt: Checkpoint) -> None:
+        for edge in self.downstream:
+            edge.on_committed(ckpt.next_seq)
         if self.wal is not None:
             self.wal.checkpointed(min([ckpt.wal.get("next", 0), *ckpt.wal.get("pending", [])]))
 
