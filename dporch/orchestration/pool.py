@@ -262,28 +262,54 @@ class ComputePool:
         if not self.units:
             raise PoolError("the compute pool has no unit")
         targets = self.router.route(keys)
-        loop = asyncio.get_running_loop()
-        touched: dict[str, Unit] = {}
         units = self.units
-        for seq, key, row, slot in zip(seqs, keys, rows, targets):
-            unit = touched.get(slot)
-            if unit is None:
-                unit = touched[slot] = units[slot]
+        first = targets[0] if targets else None
+        if len(units) == 1 or targets.count(first) == len(targets):  # one unit gets them all
+            groups: dict[str, list[int] | None] = {first: None} if targets else {}
+        else:
+            groups = {}
+            for i, slot in enumerate(targets):
+                ix = groups.get(slot)
+                if ix is None:
+                    groups[slot] = [i]
+                else:
+                    ix.append(i)
+        for slot, ix in groups.items():
+            unit = units[slot]  # type: ignore[index]
             b = unit.pending
             if not b.seqs:
                 b.first = arrived
-                unit.due = loop.call_later(self.batch_ms, self._close, unit)
-            b.seqs.append(seq)
-            b.keys.append(key)
-            b.rows.append(row)
-            b.arrived.append(arrived)
+                unit.due = asyncio.get_running_loop().call_later(self.batch_ms, self._close, unit)
+            if ix is None:
+                b.seqs += seqs
+                b.keys += keys
+                b.rows += rows
+                b.arrived += [arrived] * len(seqs)
+            else:
+                b.seqs += [seqs[i] for i in ix]
+                b.keys += [keys[i] for i in ix]
+                b.rows += [rows[i] for i in ix]
+                b.arrived += [arrived] * len(ix)
             if len(b.seqs) >= self.batch_size:
-                self._close(unit)
+                self._close_full(unit)
         limit = 2 * self.max_in_flight
-        for unit in touched.values():
+        for slot in groups:
+            unit = units[slot]  # type: ignore[index]
             while unit.log.outstanding > limit and unit.status not in ("error", "stopped"):
                 unit.space.clear()
                 await unit.space.wait()
+
+    def _close_full(self, unit: Unit) -> None:
+        """Close batches of ``batch_size`` rows while the pending one has that many."""
+        n = self.batch_size
+        while len(unit.pending.seqs) >= n:
+            b = unit.pending
+            rest = Batch(b.seqs[n:], b.keys[n:], b.rows[n:], b.arrived[n:], b.arrived[n] if len(b.seqs) > n else 0.0)
+            del b.seqs[n:], b.keys[n:], b.rows[n:], b.arrived[n:]
+            self._close(unit)
+            if rest.seqs:
+                unit.pending = rest
+                unit.due = asyncio.get_running_loop().call_later(self.batch_ms, self._close, unit)
 
     def _close(self, unit: Unit) -> None:
         """The pending batch goes into the log (and out, if there is room)."""

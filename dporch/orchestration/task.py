@@ -19,10 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from streamz import Stream
 
-from ..engine.columns import text_column, value_column
-from ..engine.readers import key_text
 from ..engine.writers import safe_file_name
 from ..lang.program import Program
 from .aio import Background, spawn
@@ -38,6 +35,7 @@ from .outputs import (STAGED_SUFFIX, OutputBuffer, OutputIOError, OutputPipeline
 from .workflow import Completion, is_batch, out_of_date
 from .pool import ComputePool, Result, Unit
 from .states import ALLOWED, ErrorRecord, TaskState
+from .validate import RowChecker
 from .wal import WriteAheadLog
 
 __all__ = ["TaskState", "Task", "IllegalTransition", "OrchestrationError", "ErrorRecord"]
@@ -67,6 +65,7 @@ class Task:
             self.required = set()
         self.outputs_columns = programs[-1].outputs
         self.key = config.key_column
+        self.checker = RowChecker(self.columns, self.types, self.required, self.key, config.input.task)
         self.buffer = OutputBuffer(self.outputs_columns)
         self.errors: deque[ErrorRecord] = deque(maxlen=1000)
         self.store = store if store is not None else CheckpointStore(None)
@@ -86,7 +85,7 @@ class Task:
         self.background = Background(f"task {config.id}", on_error=self._background_failed)
         self._reader: asyncio.Task | None = None
         self._timers: list[asyncio.Task] = []
-        self._sinks: list[Stream] = []
+        self._sinks: list[Any] = []  # the streamz pipeline's sinks
         self._flush_due: asyncio.TimerHandle | None = None
         self._stopping: asyncio.Task | None = None  # the release after an error
         self._input_pos: dict[str, Any] | None = None  # file inputs: where the last chunk ingested ended
@@ -156,6 +155,8 @@ class Task:
 
         Every node is asynchronous: ``emit`` returns once the sinks are done with the element,
         so a full compute unit holds up the input (backpressure)."""
+        from streamz import Stream  # with Dask: only a task that runs needs it
+
         self.rows = Stream(asynchronous=True)
         self.results = Stream(asynchronous=True)
         self._sinks = [self.rows.filter(lambda r: bool(r[0])).sink(self._submit),
@@ -644,78 +645,7 @@ class Task:
     def _check(self, chunk: Chunk) -> tuple[Rows, list[ErrorRecord]]:
         """Typed rows in schema order, numbered; bad rows become error records (and are skipped)."""
         n = len(chunk.records)
-        bad: dict[int, tuple[str | None, str]] = {}
-        values: list[list] = []
-        if chunk.upstream is not None:  # typed rows of another task's output
-            index = {c: i for i, c in enumerate(chunk.header or [])}
-            cols = list(zip(*chunk.records)) if chunk.records else []
-            for name in self.columns:
-                j = index.get(name)
-                if j is None:
-                    if name in self.required:
-                        for i in range(n):
-                            bad.setdefault(i, (name, f"required column {name!r} is not in task "
-                                                     f"{self.config.input.task!r}'s output"))
-                    values.append([None] * n)
-                    continue
-
-                def on_bad_t(i: int, text: str, message: str, _c: str = name) -> None:
-                    bad.setdefault(i, (_c, message))
-
-                values.append(value_column(list(cols[j]), self.types.get(name), on_bad_t))
-            kj = index.get(self.key) if self.key else None
-            keys = [key_text(v) or None for v in cols[kj]] if kj is not None else [None] * n
-        elif chunk.header is not None:  # CSV cells
-            index = {c: i for i, c in enumerate(chunk.header)}
-            for i, rec in enumerate(chunk.records):
-                if isinstance(rec, ValueError):
-                    bad[i] = (None, str(rec))
-                elif len(rec) != len(chunk.header):
-                    bad[i] = (None, f"expected {len(chunk.header)} cells, got {len(rec)}")
-            records = [r if i not in bad else [""] * len(chunk.header) for i, r in enumerate(chunk.records)]
-            cols = list(zip(*records)) if records else []
-            for name in self.columns:
-                j = index.get(name)
-                if j is None:
-                    if name in self.required:
-                        for i in range(n):
-                            bad.setdefault(i, (name, f"required column {name!r} is missing from the header"))
-                    values.append([None] * n)
-                    continue
-
-                def on_bad(i: int, text: str, message: str, _c: str = name) -> None:
-                    bad.setdefault(i, (_c, message))
-
-                values.append(text_column(cols[j], self.types.get(name), on_bad, exact=True))
-            kj = index.get(self.key) if self.key else None
-            keys = [(c or None) for c in cols[kj]] if kj is not None else [None] * n
-        else:  # JSON objects
-            recs = []
-            for i, rec in enumerate(chunk.records):
-                if not isinstance(rec, dict):
-                    bad[i] = (None, str(rec) if isinstance(rec, ValueError) else "expected a JSON object")
-                    recs.append({})
-                else:
-                    recs.append(rec)
-            for name in self.columns:
-                def on_bad_v(i: int, text: str, message: str, _c: str = name) -> None:
-                    bad.setdefault(i, (_c, message))
-
-                values.append(value_column([r.get(name) for r in recs], self.types.get(name), on_bad_v))
-            keys = [None] * n
-            if self.key:
-                for i, r in enumerate(recs):
-                    k = r.get(self.key)
-                    if isinstance(k, (list, dict)):
-                        bad.setdefault(i, (self.key, f"the routing key {self.key} must be a string or a number, "
-                                                     f"got a JSON {'array' if isinstance(k, list) else 'object'}"))
-                    else:
-                        keys[i] = key_text(k) or None
-        for name, col in zip(self.columns, values):
-            if name in self.required:
-                for i, v in enumerate(col):
-                    if v is None:
-                        bad.setdefault(i, (name, f"{name} is required"))
+        keys, values, bad = self.checker.check(chunk)
         now = time.time()
         errors = [ErrorRecord(self.config.id, "input", msg, time=now, line=chunk.lines[i], column=col,
                               source=chunk.source) for i, (col, msg) in sorted(bad.items())]

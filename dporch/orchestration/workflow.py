@@ -100,10 +100,11 @@ def build_graph(configs: list[TaskConfig]) -> tuple[Graph, list[ConfigIssue]]:
     graph = Graph(tasks)
     issues: list[ConfigIssue] = []
     outputs = {c.id: c.output.path for c in configs if c.output.type == "file" and c.output.path}
+    stars = {tid: _star(path) for tid, path in outputs.items()}
     ids = sorted(outputs)
     for i, a in enumerate(ids):
         for b in ids[i + 1:]:
-            if _overlap(_star(outputs[a]), _star(outputs[b])):
+            if _overlap(stars[a], stars[b]):
                 issues.append(ConfigIssue(tasks[b].source, b, "output.path",
                                           f"{outputs[b]} can name the same files as task {a!r}'s output {outputs[a]}: "
                                           "two tasks must not write the same files"))
@@ -119,7 +120,7 @@ def build_graph(configs: list[TaskConfig]) -> tuple[Graph, list[ConfigIssue]]:
         elif c.input.type == "file" and c.input.path:
             wanted = _star(c.input.path)
             for pid, out in outputs.items():
-                if pid != c.id and _overlap(wanted, _star(out)):
+                if pid != c.id and _overlap(wanted, stars[pid]):
                     missing = sorted(fields_of(c.input.path) - fields_of(out))
                     if missing:
                         issues.append(ConfigIssue(
@@ -215,6 +216,9 @@ def fingerprints(cfg: TaskConfig, programs: list["Program"]) -> tuple[str, str]:
             scripts.update(name.encode() + b"\x1f" + _package_text(pkg).encode() + b"\x1e")
     conf = asdict(cfg)
     meaningful = {k: conf.get(k) for k in _MEANINGFUL}
+    for section in ("input", "output"):  # the same file however the tasks file was named
+        if meaningful[section].get("path"):
+            meaningful[section]["path"] = os.path.abspath(meaningful[section]["path"])
     config = hashlib.sha256(json.dumps(meaningful, sort_keys=True, default=str).encode())
     return scripts.hexdigest(), config.hexdigest()
 

@@ -29,7 +29,7 @@ initial_size = 2
 max_size = 4
 batch_size = 200
 [task.checkpoint]
-interval = 0.5
+interval = 0.3
 [task.input]
 {input_table}
 [task.output]
@@ -49,7 +49,7 @@ def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: Dask
     dask_procs.add_worker("w1")
     dask_procs.add_worker("w2")
     dask_procs.wait_workers(2)
-    lines = ticks(100_000)
+    lines = ticks(300_000)  # long enough to be killed mid-run after a checkpoint
     data = tmp_path / "ticks.csv"
     data.write_text(HEADER + "".join(lines))
     config = tmp_path / "tasks.toml"
