@@ -43,6 +43,17 @@ def expr_value(expr: str, prelude: str = "", inputs: str = "") -> Any:
     return rows[0][0]
 
 
+def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``pred`` (blocking) until it holds; AssertionError after ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what} not reached in {timeout:g} s")
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def run():
     return run_csv

@@ -16,7 +16,8 @@ from dporch.api.protocol import ERROR_CODES, MAX_LINE
 from dporch.client import AsyncClient, Client, DporchAPIError
 
 from ..orchestration.conftest import SEQ_SCRIPT, free_port, rows_text
-from .conftest import ROOT, start_service
+from ..conftest import wait_for
+from .conftest import start_service
 
 
 def seq_config(tmp_path: Path, tid: str = "t1", **extra) -> dict:
@@ -40,14 +41,6 @@ def raw(port: int, *lines: bytes) -> list[dict]:
             s.sendall(line)
         f = s.makefile("rb")
         return [json.loads(f.readline()) for _ in lines]
-
-
-def wait_for(pred, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_task_lifecycle_and_data_actions(server, tmp_path):
@@ -209,7 +202,7 @@ def test_restart_restores_api_tasks(scheduler, tmp_path):
 def test_config_tasks_and_api_tasks_coexist(scheduler, tmp_path):
     (tmp_path / "seq.dp").write_text(SEQ_SCRIPT)
     toml = tmp_path / "tasks.toml"
-    toml.write_text(f'[[task]]\nid = "from-file"\nenabled = false\nscripts = ["seq.dp"]\n')
+    toml.write_text('[[task]]\nid = "from-file"\nenabled = false\nscripts = ["seq.dp"]\n')
     s = start_service(scheduler, tmp_path / "state", config=toml)
     try:
         with Client("127.0.0.1", s.port) as c:

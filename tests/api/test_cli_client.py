@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from dporch.api.client import Client
 from dporch.cli.app import app
 
+from ..conftest import wait_for
 from ..orchestration.conftest import SEQ_SCRIPT, free_port, seq_task_toml
 
 runner = CliRunner()
@@ -39,14 +40,6 @@ def dporch(*args: str) -> Result:
 def no_traceback(r: Result) -> None:
     assert "Traceback" not in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-
-
-def wait_for(pred, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def running_task(server, tmp_path: Path, tid: str, **kw) -> int:

@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 from .conftest import ROOT, start_service

@@ -14,6 +14,8 @@ from typing import Iterator
 
 import pytest
 
+from ..conftest import wait_for  # noqa: F401 - the tests here import it from this module
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
@@ -129,13 +131,3 @@ class Serve:
 
     def log(self) -> str:
         return "".join((self.base / f"serve-{i}.log").read_text() for i in range(1, self.runs + 1))
-
-
-def wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while True:
-        if pred():
-            return
-        if time.monotonic() > end:
-            raise AssertionError(f"{what} not reached in {timeout:g} s")
-        time.sleep(0.05)

@@ -14,6 +14,7 @@ from dporch.engine.streaming import StreamingExecutor
 from dporch.lang.format import csv_cell
 from dporch.orchestration.states import TaskState
 
+from ..orchestration.conftest import wait_until
 from .conftest import ROOT, DaskProcesses, free_port
 
 SCRIPT = ROOT / "workflows" / "indicators.dp"
@@ -72,15 +73,6 @@ async def send(port: int, lines: list[str], *, header: bool = True, rate: float 
         if rate:
             await asyncio.sleep(step / rate)
     w.close()
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def run(procs: DaskProcesses, body: Callable[..., Awaitable[Any]], timeout: float = 180) -> Any:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from .conftest import check_sequences, read_split, rows_text, run_async, seq_task, seq_task_toml, wait_until
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from dporch.orchestration.task import IllegalTransition, TaskState
 
-from .conftest import (ROOT, SEQ_SCRIPT, check_sequences, free_port, read_split, rows_text, run_async, send_tcp,
+from .conftest import (ROOT, check_sequences, free_port, read_split, rows_text, run_async, send_tcp,
                        seq_task, wait_until)
 
 
