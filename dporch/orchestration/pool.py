@@ -222,10 +222,11 @@ class ComputePool:
             if reason is not None:
                 replay = [i for i in unit.log if isinstance(i, Batch)]
                 again = sum(len(b.seqs) for b in replay if b.delivered)
-                self.on_failover(
-                    f"compute unit {unit.uid} rebuilt on {worker}: {len(states)} key(s) restored from checkpoint "
-                    f"{ckpt if ckpt is not None else '(none yet)'}, {sum(len(b.seqs) for b in replay)} row(s) "
-                    f"replayed ({again} of them already written: not written again)")
+                restored = (f"{len(states)} key(s) restored from checkpoint {ckpt if ckpt is not None else '(none yet)'}"
+                            if self.keep_log else "its keys' history restarts (checkpoints are off)")
+                self.on_failover(f"compute unit {unit.uid} rebuilt on {worker}: {restored}, "
+                                 f"{sum(len(b.seqs) for b in replay)} row(s) sent again "
+                                 f"({again} of them already written: not written again)")
             self._pump(unit)
             return
         unit.status = "error"

@@ -196,3 +196,30 @@ def test_both_workers_lost_in_turn_then_a_new_one(dask_procs, tmp_path):
 
     run(dask_procs, body)
     assert read_split(out) == expected(lines)
+
+
+def test_without_checkpoints_a_lost_unit_loses_no_row_but_its_keys_history(dask_procs, tmp_path):
+    dask_procs.add_worker("w1")
+    dask_procs.add_worker("w2")
+    dask_procs.wait_workers(2)
+    lines = ticks(6000, stocks=20)
+    out = tmp_path / "out"
+
+    async def body(m):
+        port = free_port()
+        cfg = task_config("no-ckpt", port, out)
+        cfg["checkpoint"] = {"enabled": False}
+        t = m.create(cfg)
+        await m.start("no-ckpt")
+        await send(port, lines[:3000])
+        await wait_until(lambda: t.processed == 3000)
+        await kill_a_unit_worker(dask_procs, m, t)
+        await send(port, lines[3000:])
+        await wait_until(lambda: t.processed == 6000, timeout=90)
+        assert any("history restarts (checkpoints are off)" in line for line in t.log)
+        await m.stop("no-ckpt")
+
+    run(dask_procs, body)
+    got, want = read_split(out), expected(lines)
+    assert {k: [r[1] for r in v] for k, v in got.items()} == {k: [r[1] for r in v] for k, v in want.items()}
+    assert got != want  # the rebuilt unit's stocks started their indicators again
