@@ -10,7 +10,6 @@ and input position always describe exactly the rows before it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -23,18 +22,21 @@ from typing import Any, Callable
 from ..engine.writers import safe_file_name
 from ..lang.program import Program
 from .aio import Background, spawn
-from .autoscale import Autoscaler, load_rate
+from .autoscale import Autoscaler
 from .checkpointer import Checkpointer
 from .checkpoints import Checkpoint, CheckpointStore
 from .cluster import Cluster
 from .config import TaskConfig
-from .errors import ClusterUnavailable, IllegalTransition, OrchestrationError, PoolError
-from .inputs import Chunk, InputPipeline, Logged, TaskInput, make_input
+from .errors import ClusterUnavailable, IllegalTransition, OrchestrationError
+from .inputs import InputPipeline, TaskInput, make_input
 from .outputs import (STAGED_SUFFIX, OutputBuffer, OutputIOError, OutputPipeline, cut_back, make_output,
                       publish_staged)
 from .workflow import Completion, is_batch, out_of_date
-from .pool import ComputePool, Result, Unit
+from .pool import ComputePool, Unit
+from .delivery import Delivery
+from .ingest import Ingest
 from .states import ALLOWED, ErrorRecord, TaskState
+from .taskstats import TaskStats
 from .validate import RowChecker
 from .wal import WriteAheadLog
 
@@ -42,12 +44,13 @@ __all__ = ["TaskState", "Task", "IllegalTransition", "OrchestrationError", "Erro
 
 log = logging.getLogger("dporch.task")
 
-Rows = tuple[list[int], list[Any], list[tuple]]  # sequence numbers, keys, values in schema order
-FLUSH_DELAY = 0.02  # seconds an output row may wait in a buffer
 DRAIN_SECONDS = 20.0  # pause/stop wait at most this long for rows in flight
 
 
-class Task:
+class Task(Ingest, Delivery, TaskStats):
+    """A task's state machine and life cycle; its input side is :class:`~.ingest.Ingest`, its
+    output side :class:`~.delivery.Delivery`, its reports :class:`~.taskstats.TaskStats`."""
+
     def __init__(self, config: TaskConfig, programs: list[Program], *, state_dir: Path | None = None,
                  store: CheckpointStore | None = None, on_change: Callable[["Task"], None] | None = None):
         self.config = config
@@ -240,21 +243,6 @@ class Task:
         if self.checkpointer.enabled:
             self._timers.append(self.background.spawn(self.checkpointer.run_periodically(), "checkpoints"))
 
-    def _connect(self, inp: TaskInput) -> None:
-        """Read the output of the producer task (its row numbers decide what was taken)."""
-        producer = self.peers.get(self.config.input.task or "")
-        if producer is None:
-            raise OrchestrationError(f"input.task: no task {self.config.input.task!r} to read from")
-        inp.on_committed = self._upstream_committed
-        producer.downstream.append(inp)
-        latest = self.store.latest(producer.config.id)
-        self._upstream_committed(latest.next_seq if latest is not None else 0)
-
-    def _upstream_committed(self, next_seq: int) -> None:
-        """The producer committed a checkpoint: rows it numbered below ``next_seq`` never come again."""
-        self._upstream_floor = next_seq
-        self._upstream_seen = {s for s in self._upstream_seen if s >= next_seq}
-
     def _restore_checkpoint(self) -> Checkpoint | None:
         """A new pool: from the last checkpoint (state, routes, positions, counters) with the
         outputs cut back to what it covers, or from nothing."""
@@ -291,26 +279,6 @@ class Task:
         self._retry_rows = {seq: (key, tuple(row), attempt) for seq, key, row, attempt in ckpt.retries}
         self.note(f"restored from checkpoint {ckpt.id}: {len(ckpt.slots)} unit(s), next row {ckpt.next_seq}")
         return ckpt
-
-    async def results_emit(self, result: Result) -> None:
-        await self.results.emit(result)
-
-    async def _replay_wal(self, ckpt: Checkpoint | None) -> None:
-        """Chunks the durable log holds that the checkpoint (if any) does not cover go in again."""
-        assert self.wal is not None
-        since = ckpt.wal.get("next", 0) if ckpt else 0
-        pending = set(ckpt.wal.get("pending", [])) if ckpt else set()
-        n = 0
-        for rid, chunk in self.wal.records(since, pending):
-            if chunk.stream is not None:
-                self._streams[chunk.stream] = max(self._streams.get(chunk.stream, 0), chunk.count)
-            async with self.ingest:
-                await self._ingest(chunk, rid)
-            n += 1
-        if n:
-            self.note(f"replayed {n} chunk(s) from the durable input log")
-        for seq, (key, row, attempt) in list(self._retry_rows.items()):
-            self.background.spawn(self._retry(seq, key, row, attempt, 0.0), "retry")
 
     async def _run_input(self) -> None:
         assert self.input is not None
@@ -575,286 +543,3 @@ class Task:
                     progress = self.checkpointer.cut()
                     await self.checkpointer.complete(progress)
         return True
-
-    # -- data -----------------------------------------------------------------------------------
-    async def _feed(self, chunk: Chunk, logged: Logged | None = None) -> None:
-        """A chunk from an input reader: logged first when the input is durable, then in when
-        the task takes rows (a stopped task keeps it until it starts again)."""
-        rid = self.wal.append(chunk) if self.wal is not None else None
-        if rid is not None:
-            self._wal_pending.add(rid)
-            if chunk.stream is not None:
-                self._streams[chunk.stream] = chunk.count
-            if logged is not None:
-                logged(chunk)
-        while True:
-            await self._accepting.wait()
-            async with self.ingest:
-                if self._accepting.is_set():
-                    await self._ingest(chunk, rid)
-                    return
-
-    async def _ingest(self, chunk: Chunk, rid: int | None) -> tuple[int, list[ErrorRecord]]:
-        """Validate, number and submit a chunk (the ingest lock is held): (rows accepted, errors)."""
-        await self.checkpointer.bound_retention()
-        self._wal_pending.discard(rid)  # type: ignore[arg-type]
-        if chunk.end is not None and chunk.source.startswith("file:"):
-            self._input_pos = chunk.end
-        if chunk.upstream is not None:
-            chunk = self._unseen(chunk)
-        rows, errors = self._check(chunk)
-        for rec in errors:
-            self._error(rec)
-        await self.rows.emit(rows)
-        return len(rows[0]), errors
-
-    def _unseen(self, chunk: Chunk) -> Chunk:
-        """A producer's rows without those already taken (sent again after it restarted)."""
-        seen, floor = self._upstream_seen, self._upstream_floor
-        keep = [i for i, s in enumerate(chunk.upstream) if s >= floor and s not in seen]  # type: ignore[arg-type]
-        ups = [chunk.upstream[i] for i in keep]  # type: ignore[index]
-        seen.update(ups)
-        if len(keep) == len(chunk.records):
-            return chunk
-        return Chunk(chunk.header, [chunk.records[i] for i in keep], [chunk.lines[i] for i in keep], chunk.source,
-                     upstream=ups)
-
-    async def push_chunk(self, chunk: Chunk) -> tuple[int, list[ErrorRecord]]:
-        """Rows brought by a request (push_data, attach_file): in now, or IllegalTransition if
-        the task takes no data now. With a durable input they are logged before this returns."""
-        self.check("push")
-        async with self.ingest:
-            if not self.accepting() or self.transition is not None:
-                raise IllegalTransition(f"task {self.config.id!r} is {self.transition or self.state.value}: "
-                                        "it takes no data now; try again when it runs")
-            rid = self.wal.append(chunk) if self.wal is not None else None
-            return await self._ingest(chunk, rid)
-
-    async def push(self, records: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
-        """Rows pushed through the API: (accepted count, per-row errors)."""
-        n, errors = await self.push_chunk(Chunk(None, list(records), list(range(1, len(records) + 1)), "push"))
-        return n, [e.to_dict() for e in errors]
-
-    async def _submit(self, rows: Rows) -> None:
-        assert self.pool is not None
-        try:
-            await self.pool.submit(*rows, time.monotonic())
-        except PoolError as exc:
-            await self._enter_error(str(exc))
-
-    def _check(self, chunk: Chunk) -> tuple[Rows, list[ErrorRecord]]:
-        """Typed rows in schema order, numbered; bad rows become error records (and are skipped)."""
-        n = len(chunk.records)
-        keys, values, bad = self.checker.check(chunk)
-        now = time.time()
-        errors = [ErrorRecord(self.config.id, "input", msg, time=now, line=chunk.lines[i], column=col,
-                              source=chunk.source) for i, (col, msg) in sorted(bad.items())]
-        rows = list(zip(*values)) if values else [()] * n
-        good = range(n)
-        if bad:
-            good = [i for i in good if i not in bad]
-            rows = [rows[i] for i in good]
-        seqs = list(range(self.next_seq, self.next_seq + len(good)))
-        self.next_seq += len(good)
-        return (seqs, [keys[i] for i in good] if bad else keys, rows), errors
-
-    async def _deliver(self, result: Result) -> None:
-        output = self.output
-        assert output is not None, "results are handled only while the outputs are open"
-        try:
-            output.write(result.rows, result.keys)
-        except OutputIOError as exc:
-            await self._output_failed(str(exc))
-        if output.pending_since is not None:
-            self._flush_later()
-        self.buffer.add(result.rows)
-        for edge in self.downstream:  # tasks reading this one: they take the rows before more come
-            await edge.deliver(self.outputs_columns, result.rows, result.seqs)
-        if self._attempts:  # rows sent again that went through this time
-            failed = {e["seq"] for e in result.errors}
-            for s in result.batch.seqs:
-                if s not in failed:
-                    self._attempts.pop(s, None)
-        arrived = result.batch.arrived
-        now = time.monotonic()
-        for t in arrived[:: max(1, len(arrived) // 16)]:
-            self.latencies.append(now - t)
-        self.processed += len(arrived) - len({e["seq"] for e in result.errors})
-
-    async def _script_errors(self, result: Result) -> None:
-        eh = self.config.error_handling
-        batch = result.batch
-        index = {s: i for i, s in enumerate(batch.seqs)}
-        for e in result.errors:
-            seq = e["seq"]
-            attempt = self._attempts.pop(seq, 0)
-            if attempt < eh.retry_count and e["kind"] != "ScriptExit":
-                i = index[seq]
-                self._retry_rows[seq] = (batch.keys[i], batch.rows[i], attempt + 1)
-                delay = 0.1 * 2 ** attempt  # 100 ms x 2^n
-                self.background.spawn(self._retry(seq, batch.keys[i], batch.rows[i], attempt + 1, delay), "retry")
-                continue
-            self._error(ErrorRecord(self.config.id, "script", e["message"], kind=e["kind"], time=time.time(),
-                                    line=e.get("line"), seq=seq, key=e.get("key")))
-            if not eh.skip_on_error or e["kind"] == "ScriptExit":
-                await self._enter_error(f"{e['kind']} at {e.get('file')}:{e.get('line')}: {e['message']}")
-                return
-
-    async def _retry(self, seq: int, key: Any, row: tuple, attempt: int, delay: float) -> None:
-        await asyncio.sleep(delay)
-        while True:
-            await self._accepting.wait()
-            async with self.ingest:
-                if not self._accepting.is_set():
-                    continue
-                if self._retry_rows.get(seq, (None, None, -1))[2] == attempt:  # not superseded
-                    del self._retry_rows[seq]
-                    self._retried[seq] = (key, row, attempt)
-                    self._attempts[seq] = attempt
-                    await self.rows.emit(([seq], [key], [row]))
-                return
-
-    async def _output_failed(self, message: str) -> None:
-        self._error(ErrorRecord(self.config.id, "output", message, kind="OutputError", time=time.time()))
-        if self.state == TaskState.RUNNING and self.input is not None:
-            self.input.pause()  # an I/O failure pauses the task
-            self._set_state(TaskState.PAUSED, message)
-
-    def _on_failover(self, message: str) -> None:
-        self.note(message)
-        self._error(ErrorRecord(self.config.id, "unit", message, kind="UnitLost", time=time.time()))
-
-    def _error(self, rec: ErrorRecord) -> None:
-        self.error_count += 1
-        self.errors.append(rec)
-        if self.config.error_handling.log_errors and self.state_dir is not None:
-            path = self.state_dir / "errors" / f"{safe_file_name(self.config.id)}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec.to_dict(), ensure_ascii=False, default=str) + "\n")
-
-    def _flush_later(self) -> None:
-        """Rows wait in an output buffer at most FLUSH_DELAY (a timer, armed by the first row)."""
-        if self._flush_due is None:
-            self._flush_due = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._flush_due = None
-        self.background.spawn(self._flush_output(), "flush")
-
-    async def _flush_output(self) -> None:
-        out = self.output
-        if out is not None and out.pending_since is not None:
-            try:
-                await out.aflush()
-            except OutputIOError as exc:
-                await self._output_failed(str(exc))
-
-    async def _timer(self) -> None:
-        """Sample throughput, look for stuck units, autoscale."""
-        while True:
-            await asyncio.sleep(0.1)
-            now = time.monotonic()
-            if not self._rate or now - self._rate[-1][0] >= 0.5:
-                self._rate.append((now, self.processed))
-                if self.pool is not None:
-                    await self.pool.check_stuck()
-            if self.pool is not None and self.config.compute_pool.auto_scale and self.state == TaskState.RUNNING:
-                delta = self.autoscaler.decide(self.pool.size, self.load(), now)
-                if delta and await self.scale(delta):
-                    self.note(f"autoscale: load {self.load():.2f}, {delta:+d} unit(s) -> {self.pool.size}")
-
-    # -- what a checkpoint records --------------------------------------------------------------
-    def input_position(self) -> dict[str, Any]:
-        return dict(self._input_pos) if self._input_pos else {}
-
-    def wal_position(self) -> dict[str, Any]:
-        if self.wal is None:
-            return {}
-        return {"next": self.wal.next_id, "pending": sorted(self._wal_pending), "streams": dict(self._streams),
-                "upstream": sorted(self._upstream_seen)}
-
-    def counters(self) -> dict[str, int]:
-        return {"processed": self.processed, "errors": self.error_count, "output_rows": self.buffer.total}
-
-    def pending_retries(self) -> list[list[Any]]:
-        """Rows waiting to be tried again, and rows tried again since the cut (the state at
-        the cut does not have them); asked at the barrier, after every earlier result."""
-        waiting = {**self._retried, **self._retry_rows}
-        return [[seq, key, list(row), attempt] for seq, (key, row, attempt) in sorted(waiting.items())]
-
-    def cut_made(self) -> None:
-        self._retried = {}
-
-    async def output_positions(self) -> dict[str, int] | None:
-        """Flush the outputs and say how long each file is (with the files the last checkpoint
-        knew and this run has not touched); None: the outputs cannot be written now."""
-        previous = self.checkpointer.last.outputs if self.checkpointer.last else {}
-        if self.output is None:
-            return dict(previous)
-        try:
-            await self.output.aflush()
-            return {**previous, **self.output.positions()}
-        except (OutputIOError, OSError) as exc:
-            await self._output_failed(str(exc))
-            return None
-
-    def checkpointed(self, ckpt: Checkpoint) -> None:
-        for edge in self.downstream:
-            edge.on_committed(ckpt.next_seq)
-        if self.wal is not None:
-            self.wal.checkpointed(min([ckpt.wal.get("next", 0), *ckpt.wal.get("pending", [])]))
-
-    # -- stats ----------------------------------------------------------------------------------
-    def rows_per_second(self) -> float:
-        if len(self._rate) < 2:
-            return 0.0
-        (t0, n0), (t1, n1) = self._rate[max(0, len(self._rate) - 11)], self._rate[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-
-    def latency_ms(self) -> tuple[float, float]:
-        if not self.latencies:
-            return 0.0, 0.0
-        xs = sorted(self.latencies)
-        return sum(xs) / len(xs) * 1000, xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
-
-    def load(self) -> float:
-        p = self.pool
-        if p is None or not p.size:
-            return 0.0
-        return load_rate(p.busy_units, p.size, p.queue_length, p.mean_call_ms())
-
-    def summary(self) -> dict[str, Any]:
-        p = self.pool
-        return {"id": self.config.id, "name": self.config.name, "status": self.state.value,
-                "compute_pool_size": p.size if p and self.output is not None else 0,
-                "max_pool_size": self.config.compute_pool.max_size, "processed_count": self.processed}
-
-    def stats(self) -> dict[str, Any]:
-        p = self.pool if self.output is not None else None  # a stopped task holds no unit
-        mean, p99 = self.latency_ms()
-        return {
-            "status": self.state.value,
-            "transition": self.transition,
-            "reason": self.reason,
-            "processed_count": self.processed,
-            "error_count": self.error_count,
-            "compute_pool_size": p.size if p else 0,
-            "max_pool_size": self.config.compute_pool.max_size,
-            "active_workers": p.busy_units if p else 0,
-            "queue_length": p.queue_length if p else 0,
-            "retained_rows": self.pool.retained_rows if self.pool else 0,
-            "rows_per_second": round(self.rows_per_second(), 1),
-            "latency_ms_mean": round(mean, 2),
-            "latency_ms_p99": round(p99, 2),
-            "load_rate": round(self.load(), 3),
-            "output_rows": self.buffer.total,
-            "input": self.input.describe() if self.input else None,
-            "input_done": bool(self.input and self.input.done.is_set()),
-            "connections": getattr(self.input, "connections", None),
-            "units": p.units_info() if p else [],
-            "checkpoint": self.checkpointer.stats(),
-            "started_at": self.started_at,
-            "last_error": self.last_error,
-            "log": list(self.log)[-20:],
-        }

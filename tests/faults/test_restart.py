@@ -71,10 +71,10 @@ def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: Dask
         serve.start()
         for tid in ("split", "merge"):
             wait_for(lambda: serve.task(tid)["status"] == "stopped", timeout=120, what=f"{tid} finished")
-            info = serve.task(tid)
-            assert info["stats"]["reason"] == "input finished"
-            assert any("cut back to checkpoint" in line or "restored from checkpoint" in line
-                       for line in info["stats"]["log"]), info["stats"]["log"]
+            assert serve.task(tid)["stats"]["reason"] == "input finished"
+        # split had a checkpoint when killed: it went on from there (merge may not have had one yet:
+        # then it ran again from its start, dropping its staged file; the files below show either way)
+        assert any("restored from checkpoint" in line for line in serve.task("split")["stats"]["log"])
         serve.stop()
         want = expected(lines)
         assert read_split(tmp_path / "split") == want
