@@ -135,8 +135,10 @@ def prepare_partition(part: pd.DataFrame, spec: PrepareSpec) -> Prepared:
     except TimeError as exc:
         where = part[spec.time].astype(str).to_numpy() == str(exc.value)
         key = keys[np.flatnonzero(where)[0]] if where.any() else None
-        raise TimeError(exc.message + (f" (instrument {key})" if spec.key and key is not None else ""),
-                        exc.value, key) from None
+        if spec.key and key is not None:
+            exc.key = key
+            exc.where.append(f"instrument {key}")
+        raise
     codes, _ = pd.factorize(keys, sort=True)
     order = np.lexsort((times.astype(np.int64), codes))
     frame = part.iloc[order].reset_index(drop=True)

@@ -34,6 +34,7 @@ _INSTRUMENT_COLUMNS = [("key", "Instrument", "text"), ("bars", "Bars", "int"), (
                        ("win_rate", "Win rate", "pct"), ("fees", "Fees", "money"), ("buy_and_hold", "Buy & hold", "pct"),
                        ("final_equity", "Final equity", "money"), ("missing_bars", "Missing bars", "int"),
                        ("refused_orders", "Refused orders", "int")]
+_METRIC_KEYS = {k for k, _, _ in _ROWS} | {"bars", "open_trades", "max_drawdown_bars"}
 _MAX_TABLE_ROWS = 2000  # instruments listed on the page (all are in instruments.csv)
 
 
@@ -95,6 +96,17 @@ def _param(v: Any) -> str:
     return str(v)
 
 
+def _integral(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parameter columns holding whole numbers only, as integers (5, not 5.0)."""
+    out = frame.copy()
+    for c in out.columns:
+        v = out[c]
+        if v.dtype.kind == "f" and v.notna().all() and (v == v.round()).all() and c not in ("total_return", "cagr"):
+            if c in ("rank",) or c not in _METRIC_KEYS:
+                out[c] = v.astype("int64")
+    return out
+
+
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _json_safe(v) for k, v in obj.items()}
@@ -141,7 +153,7 @@ def write_report(result: BacktestResult, out: Path, *, html_page: bool = True,
     _csv_times(result.instruments.rename(columns={"key": "instrument"})).to_csv(instruments, index=False)
     if sweep is not None:
         table = out / "sweep.csv"
-        sweep.table.to_csv(table, index=False)
+        _integral(sweep.table).to_csv(table, index=False)
         files.append(table)
     if html_page:
         if not (sent and helper.wait()):

@@ -34,14 +34,18 @@ ISO = "ISO8601"
 
 
 class TimeError(ValueError):
-    """A time value that does not parse (picklable: it crosses from workers)."""
+    """A time value that does not parse (picklable: it crosses from workers). ``where``: places
+    known (instrument, file line), shown after the message, then the ``hint``."""
 
-    def __init__(self, message: str, value: Any = None, key: Any = None):
-        super().__init__(message, value, key)
-        self.message, self.value, self.key = message, value, key
+    def __init__(self, message: str, value: Any = None, key: Any = None, hint: str = "",
+                 where: list[str] | None = None):
+        super().__init__(message, value, key, hint, where)
+        self.message, self.value, self.key, self.hint = message, value, key, hint
+        self.where = list(where or [])
 
     def __str__(self) -> str:
-        return self.message
+        where = f" ({', '.join(self.where)})" if self.where else ""
+        return self.message + where + (f"; {self.hint}" if self.hint else "")
 
 
 def _parse(values: Any, fmt: str) -> pd.DatetimeIndex:
@@ -63,7 +67,8 @@ def infer_format(sample: Sequence[Any], given: str | None = None) -> str:
     if given:
         bad = [t for t, v in zip(texts, _parse(texts, given)) if pd.isna(v)]
         if bad:
-            raise TimeError(f"time value {bad[0]!r} does not match --time-format {given!r}", bad[0])
+            raise TimeError(f"time value {bad[0]!r} does not match --time-format {given!r}", bad[0],
+                            hint="check the format's codes (docs/backtest.md, 'Time and annualisation')")
         return given
     if not texts:
         return ISO
@@ -80,8 +85,8 @@ def infer_format(sample: Sequence[Any], given: str | None = None) -> str:
             best_bad = bad
     assert best_bad
     raise TimeError(f"time value {best_bad[0]!r} is not a date or time this program reads (ISO 8601 such as "
-                    f"2024-01-08 or 2024-01-08 09:30:00, 2024/01/08, 01/08/2024, 20240108, ...); "
-                    f"give its format with --time-format, e.g. --time-format '%d/%m/%Y'", best_bad[0])
+                    "2024-01-08 or 2024-01-08 09:30:00, 2024/01/08, 01/08/2024, 20240108, ...)", best_bad[0],
+                    hint="give its format with --time-format, e.g. --time-format '%d/%m/%Y'")
 
 
 def parse_times(values: Any, fmt: str, *, column: str = "time") -> np.ndarray:
@@ -96,13 +101,14 @@ def parse_times(values: Any, fmt: str, *, column: str = "time") -> np.ndarray:
         try:
             out = _parse(arr, fmt)
         except (ValueError, TypeError, OverflowError) as exc:
-            raise TimeError(f"the {column} column does not parse as {fmt}: {exc}") from None
+            raise TimeError(f"{column} does not parse as {fmt}: {exc}", hint="give the format with --time-format") from None
     bad = np.flatnonzero(pd.isna(out))
     if len(bad):
         v = np.asarray(values, dtype=object)[bad[0]]
         shown = "an empty value" if v is None or str(v).strip() in ("", "nan", "None", "NaT") else repr(str(v))
-        raise TimeError(f"{column} {shown} is not a time in the format {'ISO 8601' if fmt == ISO else fmt!r}"
-                        " (give the format with --time-format)", v)
+        fmt_text = "ISO 8601" if fmt == ISO else repr(fmt)
+        raise TimeError(f"{column} {shown} is not a time in the format {fmt_text}", v,
+                        hint="give the format with --time-format")
     return out.to_numpy(dtype="datetime64[ns]")
 
 
@@ -165,7 +171,9 @@ def annualisation(stats: Sequence[tuple[float, float, float, int]], override: fl
         return Annualisation(12.0, "monthly", days, "inferred")
     if delta < 120 * day:
         return Annualisation(4.0, "quarterly", days, "inferred")
-    return Annualisation(round(365.25 * day / delta, 4), f"every {delta / day:.0f} days", days, "inferred")
+    per_year = max(1, round(365.25 * day / delta))
+    return Annualisation(float(per_year), "yearly" if per_year == 1 else f"every {delta / day:.0f} days", days,
+                         "inferred")
 
 
 def years_between(first: Any, last: Any) -> float:

@@ -104,8 +104,14 @@ def _from_config(path: Path, task_id: str | None, console: Any) -> tuple[Path, l
     return Path(task.scripts[0]), [task.input.path], task.routing.key_column, dict(task.params)
 
 
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _locate(paths: list[str], column: str, value: Any) -> str:
-    """`` (file line N)`` of the first CSV row whose ``column`` holds ``value`` (an error path)."""
+    """``file line N`` of the first CSV row whose ``column`` holds ``value`` (an error path)."""
     if value is None:
         return ""
     want = str(value).strip()
@@ -121,7 +127,7 @@ def _locate(paths: list[str], column: str, value: Any) -> str:
                 i = header.index(column)
                 for line, row in enumerate(reader, start=2):
                     if i < len(row) and row[i].strip() == want:
-                        return f" ({p} line {line})"
+                        return f"{p} line {line}"
         except OSError:
             continue
     return ""
@@ -173,6 +179,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", min=1, hidden=True, help="Old name of --processes."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads of the in-process scheduler (default: the number of cores)."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DPORCH_SCHEDULER", help="Address of a running Dask scheduler (e.g. make serve's tcp://127.0.0.1:8786)."),
+        partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Partitions of the data after the shuffle by instrument (default: 2 per worker thread or process)."),
         html: bool = typer.Option(True, "--html/--no-html", help="Write report.html (Bokeh)."),
         charts: int = typer.Option(20, "--charts", min=0, help="Instruments drawn in report.html (those with the most trades; all are in the tables)."),
     ) -> None:
@@ -200,7 +207,8 @@ def _backtest(target: Path, data: list[str] | None, task_id: str | None, key: st
               market: Market, lot_size: int | None, t_plus_1: bool | None, stamp_duty: float | None,
               min_fee: float | None, price_limit: float | None, missing: Missing, periods: float | None,
               risk_free: float, set_: list[str] | None, sweep: list[str] | None, rank: str, processes: int,
-              workers: int | None, threads: int | None, scheduler: str | None, html: bool, charts: int,
+              workers: int | None, threads: int | None, scheduler: str | None, partitions: int | None,
+              html: bool, charts: int,
               helper: Any, console: Any, t0: float) -> None:
     """The command, with its options (see :func:`register`)."""
     from rich.console import Console
@@ -243,7 +251,7 @@ def _backtest(target: Path, data: list[str] | None, task_id: str | None, key: st
                                                          stamp_duty, min_fee, price_limit),
                            periods=periods, risk_free=risk_free, scheduler=scheduler,
                            processes=processes or workers or 0, threads=threads, missing=missing.value,
-                           params=params, chart_instruments=charts)
+                           params=params, chart_instruments=charts, partitions=partitions)
     bar = _Bar(console)
     sweep_result = None
     try:
@@ -264,8 +272,11 @@ def _backtest(target: Path, data: list[str] | None, task_id: str | None, key: st
         raise typer.Exit(1) from None
     except (DataError, TimeError) as exc:
         bar.done()
-        where = _locate(paths, time_col, getattr(exc, "value", None)) if isinstance(exc, TimeError) else ""
-        console.print(f"[red]InputError:[/red] {exc}{where}", highlight=False)
+        if isinstance(exc, TimeError):
+            where = _locate(paths, time_col, exc.value)
+            if where:
+                exc.where.append(where)
+        console.print("[red]InputError:[/red] " + _escape(str(exc)), highlight=False)
         raise typer.Exit(2) from None
     except KeyError as exc:
         bar.done()
