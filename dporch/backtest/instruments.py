@@ -58,16 +58,14 @@ class Prepared:
     """One partition's bars, sorted by instrument and time, with the missing-price policy
     applied; kept in memory (or on a worker) for every run over the same data."""
 
-    frame: pd.DataFrame  # the data columns plus _k (instrument, text) and _t (datetime64)
+    frame: pd.DataFrame  # the data columns, sorted by instrument and time
+    times: np.ndarray  # datetime64[ns] of each row
+    keys: np.ndarray  # the instrument (text) of each instrument, in order
     starts: np.ndarray  # first row of each instrument
     ends: np.ndarray
     rows_read: int
     missing: dict[str, int] = field(default_factory=dict)  # instrument -> bars the policy touched
     stats: list = field(default_factory=list)  # spacing_stats per instrument
-
-    @property
-    def keys(self) -> np.ndarray:
-        return self.frame["_k"].to_numpy()[self.starts] if len(self.frame) else np.zeros(0, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class BacktestSpec:
     close_col: str = "close"
     periods: float = 252
     risk_free: float = 0.0
-    chart_instruments: int = 20  # instruments whose bars come back for the report's charts
+    chart_instruments: int = 10  # instruments whose bars come back for the report's charts
     light: bool = False  # a sweep: only what the portfolio metrics need
 
 
@@ -118,16 +116,18 @@ def _fmt_time(t: Any) -> str:
 def prepare_partition(part: pd.DataFrame, spec: PrepareSpec) -> Prepared:
     """Parse, sort, check and clean one partition (raises DataError or TimeError)."""
     n = len(part)
+    empty = np.zeros(0, dtype=np.int64)
     if n == 0:
-        frame = part.assign(_k=pd.Series(dtype=object), _t=pd.Series(dtype="datetime64[ns]"))
-        return Prepared(frame, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+        return Prepared(part, np.zeros(0, dtype="datetime64[ns]"), np.zeros(0, dtype=object), empty, empty, 0)
     if spec.key:
         raw = part[spec.key]
         if raw.isna().any():
             i = int(np.flatnonzero(raw.isna().to_numpy())[0])
             raise DataError(f"a row has no value in the instrument column {spec.key!r} "
                             f"(its {spec.time} is {part[spec.time].iloc[i]!r})")
-        keys = raw.astype(str).to_numpy(dtype=object)
+        keys = raw.to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(keys, skipna=False) != "string":
+            keys = raw.astype(str).to_numpy(dtype=object)  # codes read as numbers (Parquet)
     else:
         keys = np.full(n, "", dtype=object)
     try:
@@ -141,10 +141,8 @@ def prepare_partition(part: pd.DataFrame, spec: PrepareSpec) -> Prepared:
         raise
     codes, _ = pd.factorize(keys, sort=True)
     order = np.lexsort((times.astype(np.int64), codes))
-    frame = part.iloc[order].reset_index(drop=True)
+    frame = part.take(order).reset_index(drop=True)
     keys, times, codes = keys[order], times[order], codes[order]
-    frame["_k"] = keys
-    frame["_t"] = times
     same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
     if same.any():
         i = int(np.flatnonzero(same)[0])
@@ -191,12 +189,12 @@ def prepare_partition(part: pd.DataFrame, spec: PrepareSpec) -> Prepared:
         keys, times, codes = keys[keep], times[keep], codes[keep]
     m = len(frame)
     if m == 0:
-        return Prepared(frame, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), n, missing)
+        return Prepared(frame, times, np.zeros(0, dtype=object), empty, empty, n, missing)
     bounds = np.flatnonzero(codes[1:] != codes[:-1]) + 1
     starts = np.concatenate(([0], bounds)).astype(np.int64)
     ends = np.concatenate((bounds, [m])).astype(np.int64)
     stats = [spacing_stats(times[s:e]) for s, e in zip(starts, ends)]
-    return Prepared(frame, starts, ends, n, missing, stats)
+    return Prepared(frame, times, keys[starts], starts, ends, n, missing, stats)
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -325,10 +323,9 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     if len(part) == 0:
         return PartitionResult(pd.DataFrame(), _empty_trades(), np.zeros(0, dtype="datetime64[ns]"), np.zeros(0),
                                0.0, 0, 0, 0.0, _empty_bars())
-    keys_sorted = part["_k"].to_numpy()
     starts, ends = prep.starts, prep.ends
     position = uses_position(program)
-    data = part.drop(columns=["_k", "_t"])
+    data = part
     codes = sizes = None
     seen_values: set[str] = set()
     if not position:
@@ -342,7 +339,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     closes = pd.to_numeric(part[spec.close_col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     opens = pd.to_numeric(part[spec.open_col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) \
         if spec.open_col in part else closes
-    times = part["_t"].to_numpy(dtype="datetime64[ns]")
+    times = prep.times
     days = times.astype("datetime64[D]").astype(np.int64) if c.t_plus_1 else None
     time_codes, time_values = pd.factorize(times, sort=True)  # ints: fast union and lookups
     metrics, trades, curves, charts = [], [], [], []  # trades: plain dicts, one frame at the end
@@ -351,8 +348,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     bars_long = open_trades = 0
     fees = 0.0
     recognised = int(np.count_nonzero(codes)) if codes is not None else 0
-    for s, e in zip(starts, ends):
-        key = keys_sorted[s]
+    for key, s, e in zip(prep.keys, starts, ends):
         sub = slice(s, e)
         limit = c.limit_for(key)
         d = days[sub] if days is not None else None
@@ -401,7 +397,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     total = np.zeros(len(time_values))
     for t, eq in curves:
         total += _carry(np.arange(len(time_values)), t, eq, spec.capital_each)
-    trade_frame = pd.DataFrame(trades, columns=list(_empty_trades().columns)) if trades else _empty_trades()
+    trade_frame = _trade_frame(trades)
     return PartitionResult(pd.DataFrame(metrics), trade_frame, np.asarray(time_values, dtype="datetime64[ns]"),
                            total, spec.capital_each * len(curves), bars_long, len(part), fees, chart_bars,
                            refused, sorted(seen_values)[:_SIGNAL_SAMPLES], recognised, np.asarray(pnls, dtype=float),
@@ -422,11 +418,28 @@ def _bars_frame(key: Any, times: np.ndarray, closes: np.ndarray, sim: Simulation
                          "fill_price": sim.fill_price, "fee": sim.fee})
 
 
-def _trade_rows(key: Any, sim: Simulation) -> list[dict[str, Any]]:
-    return [{"key": key, "entry_time": t.entry_time, "entry_price": t.entry_price, "exit_time": t.exit_time,
-             "exit_price": t.exit_price, "size": t.shares, "cost": t.cost, "proceeds": t.proceeds,
-             "fees": t.fees, "pnl": t.pnl if t.closed else None, "return": t.ret if t.closed else None,
-             "bars_held": t.bars_held, "status": "closed" if t.closed else "open"} for t in sim.trades]
+_TRADE_COLUMNS = ("key", "entry_time", "entry_price", "exit_time", "exit_price", "size", "cost", "proceeds", "fees",
+                  "pnl", "return", "bars_held", "status")
+
+
+def _trade_rows(key: Any, sim: Simulation) -> list[tuple]:
+    """One tuple per trade, in :data:`_TRADE_COLUMNS` order."""
+    return [(key, t.entry_time, t.entry_price, t.exit_time, t.exit_price, t.shares, t.cost, t.proceeds, t.fees,
+             t.pnl if t.closed else None, t.ret if t.closed else None, t.bars_held,
+             "closed" if t.closed else "open") for t in sim.trades]
+
+
+def _trade_frame(rows: list[tuple]) -> pd.DataFrame:
+    if not rows:
+        return _empty_trades()
+    cols = list(zip(*rows))
+    frame = pd.DataFrame({name: np.asarray(col, dtype=object) if name in ("key", "status") else col
+                          for name, col in zip(_TRADE_COLUMNS, cols)})
+    for name in ("entry_time", "exit_time"):
+        frame[name] = pd.to_datetime(frame[name])
+    for name in ("entry_price", "exit_price", "size", "cost", "proceeds", "fees", "pnl", "return", "bars_held"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
 
 
 def _empty_bars() -> pd.DataFrame:

@@ -59,7 +59,7 @@ class BacktestOptions:
     partitions: int | None = None
     missing: str = "error"  # error | skip | ffill (docs/backtest.md, "Missing data")
     params: dict[str, Any] = field(default_factory=dict)  # the script's parameters
-    chart_instruments: int = 20  # instruments drawn in the report (the rest are counted)
+    chart_instruments: int = 10  # instruments drawn in the report (the rest are counted)
 
     @property
     def mode(self) -> str:

@@ -1,13 +1,18 @@
 """report.html: the standalone Bokeh page of a backtest, drawn from :func:`report.page_data`
 (text and numpy arrays: this module imports neither pandas nor the rest of dporch, so the
-helper process that draws it starts fast)."""
+helper process that draws it starts fast).
+
+Bokeh's cost is per model (figures, axes, tools, glyphs), so :class:`Page` builds the models
+before the data exists: the helper process does that while the command still computes, and
+only fills them in and serialises the document once the data arrives.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["draw"]
+__all__ = ["Page", "draw"]
 
 
 def _figure(title: str, height: int, **kw: Any) -> Any:
@@ -18,55 +23,88 @@ def _figure(title: str, height: int, **kw: Any) -> Any:
     return fig
 
 
-def draw(data: dict[str, Any], path: Path) -> None:
+def _dates() -> Any:
+    from bokeh.models import DatetimeTickFormatter
+
+    return DatetimeTickFormatter(days="%Y-%m-%d", months="%Y-%m", years="%Y", hours="%m-%d %H:%M",
+                                 minutes="%m-%d %H:%M")
+
+
+class Page:
+    """The page's models for up to ``charts`` instrument panels, with empty data."""
+
+    def __init__(self, charts: int) -> None:
+        from bokeh.models import ColumnDataSource, Div, HoverTool, NumeralTickFormatter
+
+        self.header = Div(text="", sizing_mode="stretch_width")
+        self.note = Div(text="", sizing_mode="stretch_width")
+        self.table = Div(text="", sizing_mode="stretch_width")
+        self.src = ColumnDataSource({"time": [], "equity": [], "drawdown": []})
+        eq = _figure("Portfolio equity", 300, x_axis_type="datetime")
+        eq.line("time", "equity", source=self.src, line_width=2)
+        eq.add_tools(HoverTool(tooltips=[("time", "@time{%F %H:%M}"), ("equity", "@equity{0,0.00}")],
+                               formatters={"@time": "datetime"}, mode="vline"))
+        eq.xaxis.formatter = _dates()
+        eq.yaxis.formatter = NumeralTickFormatter(format="0,0")
+        dd = _figure("Drawdown (%)", 180, x_axis_type="datetime", x_range=eq.x_range)
+        dd.varea("time", 0, "drawdown", source=self.src, fill_alpha=0.4, fill_color="firebrick")
+        dd.add_tools(HoverTool(tooltips=[("time", "@time{%F %H:%M}"), ("drawdown", "@drawdown{0.00}%")],
+                               formatters={"@time": "datetime"}, mode="vline"))
+        dd.xaxis.formatter = _dates()
+        dd.yaxis.formatter = NumeralTickFormatter(format="0.0")
+        self.eq, self.dd = eq, dd
+        self.panels: list[tuple[Any, Any, Any, Any]] = []
+        ticks, money = _dates(), NumeralTickFormatter(format="0,0.00")
+        for _ in range(charts):
+            # Lean panels: pan and zoom along time, shared with the equity.
+            fig = _figure("", 200, x_axis_type="datetime", x_range=eq.x_range, tools="xpan,xwheel_zoom,reset",
+                          active_scroll="xwheel_zoom")
+            price = ColumnDataSource({"x": [], "y": []})
+            buys = ColumnDataSource({"x": [], "y": []})
+            sells = ColumnDataSource({"x": [], "y": []})
+            fig.line("x", "y", source=price, color="gray")
+            fig.scatter("x", "y", source=buys, marker="triangle", size=9, color="green", legend_label="buy")
+            fig.scatter("x", "y", source=sells, marker="inverted_triangle", size=9, color="red", legend_label="sell")
+            fig.legend.location = "top_left"
+            fig.xaxis.formatter = ticks
+            fig.yaxis.formatter = money
+            self.panels.append((fig, price, buys, sells))
+
+    def fill(self, data: dict[str, Any]) -> Any:
+        from bokeh.layouts import column
+
+        self.header.text = data["header"]
+        self.table.text = data["instruments"]
+        self.note.text = data.get("note") or ""
+        self.src.data = {"time": data["time"], "equity": data["equity"], "drawdown": data["drawdown"]}
+        parts: list[Any] = [self.header]
+        if data.get("sweep"):
+            parts += _sweep(data["sweep"])
+        parts += [self.eq, self.dd]
+        if self.note.text:
+            parts.append(self.note)
+        charts = data["charts"]
+        while len(self.panels) < len(charts):
+            self.panels += Page(1).panels
+        for c, (fig, price, buys, sells) in zip(charts, self.panels):
+            fig.title.text = f"{c['key']}: price and fills"
+            price.data = {"x": c["time"], "y": c["close"]}
+            buys.data = {"x": c["buy_time"], "y": c["buy_price"]}
+            sells.data = {"x": c["sell_time"], "y": c["sell_price"]}
+            fig.legend.visible = bool(len(c["buy_time"]) or len(c["sell_time"]))
+            parts.append(fig)
+        parts.append(self.table)
+        return column(*parts, sizing_mode="stretch_width")
+
+
+def draw(data: dict[str, Any], path: Path, page: Page | None = None) -> None:
     """Write the page: header and metrics, the sweep's heatmap, the equity and drawdown on date
     axes, each charted instrument's price with its fills, and the instruments' table."""
     from bokeh.embed import file_html
-    from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource, DatetimeTickFormatter, Div, HoverTool, NumeralTickFormatter
     from bokeh.resources import INLINE
 
-    def dates() -> Any:
-        return DatetimeTickFormatter(days="%Y-%m-%d", months="%Y-%m", years="%Y", hours="%m-%d %H:%M",
-                                     minutes="%m-%d %H:%M")
-
-    parts: list[Any] = [Div(text=data["header"], sizing_mode="stretch_width")]
-    if data.get("sweep"):
-        parts += _sweep(data["sweep"])
-    src = ColumnDataSource({"time": data["time"], "equity": data["equity"], "drawdown": data["drawdown"]})
-    eq = _figure("Portfolio equity", 300, x_axis_type="datetime")
-    eq.line("time", "equity", source=src, line_width=2)
-    eq.add_tools(HoverTool(tooltips=[("time", "@time{%F %H:%M}"), ("equity", "@equity{0,0.00}")],
-                           formatters={"@time": "datetime"}, mode="vline"))
-    eq.xaxis.formatter = dates()
-    eq.yaxis.formatter = NumeralTickFormatter(format="0,0")
-    dd = _figure("Drawdown (%)", 180, x_axis_type="datetime", x_range=eq.x_range)
-    dd.varea("time", 0, "drawdown", source=src, fill_alpha=0.4, fill_color="firebrick")
-    dd.add_tools(HoverTool(tooltips=[("time", "@time{%F %H:%M}"), ("drawdown", "@drawdown{0.00}%")],
-                           formatters={"@time": "datetime"}, mode="vline"))
-    dd.xaxis.formatter = dates()
-    dd.yaxis.formatter = NumeralTickFormatter(format="0.0")
-    parts += [eq, dd]
-    if data.get("note"):
-        parts.append(Div(text=data["note"], sizing_mode="stretch_width"))
-    for c in data["charts"]:
-        fig = _figure(f"{c['key']}: price and fills", 220, x_axis_type="datetime", x_range=eq.x_range)
-        line = fig.line(c["time"], c["close"], color="gray")
-        fig.add_tools(HoverTool(renderers=[line], tooltips=[("time", "$x{%F %H:%M}"), ("close", "$y{0.00}")],
-                                formatters={"$x": "datetime"}, mode="vline"))
-        if len(c["buy_time"]):
-            fig.scatter(c["buy_time"], c["buy_price"], marker="triangle", size=9, color="green", legend_label="buy")
-        if len(c["sell_time"]):
-            fig.scatter(c["sell_time"], c["sell_price"], marker="inverted_triangle", size=9, color="red",
-                        legend_label="sell")
-        if len(c["buy_time"]) or len(c["sell_time"]):
-            fig.legend.location = "top_left"
-        fig.xaxis.formatter = dates()
-        fig.yaxis.formatter = NumeralTickFormatter(format="0,0.00")
-        parts.append(fig)
-    parts.append(Div(text=data["instruments"], sizing_mode="stretch_width"))
-    Path(path).write_text(file_html(column(*parts, sizing_mode="stretch_width"), INLINE, "dporch backtest"),
-                          encoding="utf-8")
+    page = page or Page(len(data["charts"]))
+    Path(path).write_text(file_html(page.fill(data), INLINE, "dporch backtest"), encoding="utf-8")
 
 
 def _sweep(s: dict[str, Any]) -> list[Any]:

@@ -6,7 +6,7 @@ command then sends it the result (pickled, over stdin) and writes the CSV files 
 helper draws the page. When the helper is not available (it failed to start, or died), the
 command draws the page itself: the output is the same either way.
 
-    python -m dporch.backtest.page_process      # reads (page data, path) from stdin
+    python -m dporch.backtest.page_process N    # N panels; reads (page data, path) from stdin
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ __all__ = ["PageProcess"]
 class PageProcess:
     """The helper, as seen from the command."""
 
-    def __init__(self) -> None:
+    def __init__(self, charts: int = 10) -> None:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "dporch.backtest.page_process"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "dporch.backtest.page_process", str(charts)], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         except OSError:
             self.proc = None
@@ -64,19 +64,19 @@ class PageProcess:
             self.proc.wait()
 
 
-def main() -> int:
-    import bokeh.embed  # noqa: F401 - the slow imports first, while the command works
-    import bokeh.models  # noqa: F401
-    import bokeh.plotting  # noqa: F401
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    import bokeh.embed  # noqa: F401 - the slow imports and models first, while the command works
     import bokeh.resources  # noqa: F401
 
-    from .page import draw
+    from .page import Page, draw
 
+    page = Page(int(args[0]) if args else 10)
     raw = sys.stdin.buffer.read()
     if not raw:
         return 0  # the command did not need a page after all
     data, path = pickle.loads(raw)
-    draw(data, Path(path))
+    draw(data, Path(path), page)
     return 0
 
 

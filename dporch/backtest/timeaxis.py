@@ -96,20 +96,23 @@ def parse_times(values: Any, fmt: str, *, column: str = "time") -> np.ndarray:
         out = pd.DatetimeIndex(values)
         if out.tz is not None:
             out = out.tz_localize(None)
+        result = out.to_numpy(dtype="datetime64[ns]")
     else:
-        arr = np.asarray(values, dtype=object)
+        # Bars share their times across instruments: parse each distinct text once.
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
         try:
-            out = _parse(arr, fmt)
+            parsed = _parse(np.asarray(uniques, dtype=object), fmt).to_numpy(dtype="datetime64[ns]")
         except (ValueError, TypeError, OverflowError) as exc:
             raise TimeError(f"{column} does not parse as {fmt}: {exc}", hint="give the format with --time-format") from None
-    bad = np.flatnonzero(pd.isna(out))
+        result = np.concatenate((parsed, np.array(["NaT"], dtype="datetime64[ns]")))[codes]  # code -1: missing
+    bad = np.flatnonzero(np.isnat(result))
     if len(bad):
         v = np.asarray(values, dtype=object)[bad[0]]
         shown = "an empty value" if v is None or str(v).strip() in ("", "nan", "None", "NaT") else repr(str(v))
         fmt_text = "ISO 8601" if fmt == ISO else repr(fmt)
         raise TimeError(f"{column} {shown} is not a time in the format {fmt_text}", v,
                         hint="give the format with --time-format")
-    return out.to_numpy(dtype="datetime64[ns]")
+    return result
 
 
 def spacing_stats(times: np.ndarray) -> tuple[float, float, float, int] | None:

@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DPORCH_SCHEDULER", help="Address of a running Dask scheduler (e.g. make serve's tcp://127.0.0.1:8786)."),
         partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Partitions of the data after the shuffle by instrument (default: 2 per worker thread or process)."),
         html: bool = typer.Option(True, "--html/--no-html", help="Write report.html (Bokeh)."),
-        charts: int = typer.Option(20, "--charts", min=0, help="Instruments drawn in report.html (those with the most trades; all are in the tables)."),
+        charts: int = typer.Option(10, "--charts", min=0, help="Instruments drawn in report.html (those with the most trades; all are in the tables)."),
     ) -> None:
         """Backtest a script over DATA (or a backtest task of a tasks file): signals drive long-only
         positions per instrument. Metric definitions and every rule: docs/backtest.md."""
@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         if html and "bokeh" not in sys.modules:  # a fresh process: import Bokeh on another core meanwhile
             from ..backtest.page_process import PageProcess
 
-            helper = PageProcess()
+            helper = PageProcess(charts)
         try:
             _backtest(**args, helper=helper, console=console, t0=t0)
         finally:
