@@ -66,6 +66,7 @@ class Prepared:
     rows_read: int
     missing: dict[str, int] = field(default_factory=dict)  # instrument -> bars the policy touched
     stats: list = field(default_factory=list)  # spacing_stats per instrument
+    columns: dict = field(default_factory=dict, repr=False)  # (name, type) -> column-form input, made once
 
 
 @dataclass(frozen=True)
@@ -255,13 +256,19 @@ def _num_text(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _column_signals(program: Program, part: pd.DataFrame, key_codes: np.ndarray | None
-                    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def _column_signals(program: Program, part: pd.DataFrame, key_codes: np.ndarray | None,
+                    cache: dict | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     from ..engine.columnar import evaluate
 
     types = program.input_types
-    inputs = {name: _col_from_series(part[name], types.get(name)) if name in part else
-              Num(np.zeros(len(part)), np.ones(len(part), dtype=bool)) for name in program.inputs}
+    cache = {} if cache is None else cache
+    inputs = {}
+    for name in program.inputs:
+        col = cache.get((name, types.get(name)))
+        if col is None:  # the same for every run over this partition (a sweep's runs)
+            col = cache[(name, types.get(name))] = _col_from_series(part[name], types.get(name)) if name in part \
+                else Num(np.zeros(len(part)), np.ones(len(part), dtype=bool))
+        inputs[name] = col
     emitted, outs, _ = evaluate(program, inputs, key_codes, len(part))
     n = len(part)
     codes = np.zeros(n, dtype=np.int8)
@@ -331,7 +338,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     if not position:
         key_codes = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
         try:
-            codes, sizes, seen = _column_signals(program, data, key_codes)
+            codes, sizes, seen = _column_signals(program, data, key_codes, prep.columns)
             seen_values.update(seen)
         except Unsupported:
             codes = sizes = None
@@ -341,7 +348,9 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
         if spec.open_col in part else closes
     times = prep.times
     days = times.astype("datetime64[D]").astype(np.int64) if c.t_plus_1 else None
-    time_codes, time_values = pd.factorize(times, sort=True)  # ints: fast union and lookups
+    if "_times" not in prep.columns:  # ints: fast union and lookups
+        prep.columns["_times"] = pd.factorize(times, sort=True)
+    time_codes, time_values = prep.columns["_times"]
     metrics, trades, curves, charts = [], [], [], []  # trades: plain dicts, one frame at the end
     pnls: list[float] = []
     refused: dict[str, int] = {}
@@ -408,7 +417,7 @@ def _carry(union: np.ndarray, times: np.ndarray, values: np.ndarray, before: flo
     """``values`` (at sorted ``times``) on the ``union`` of times: carried forward, ``before``
     until the first time."""
     pos = np.searchsorted(times, union, side="right") - 1
-    out = values[np.clip(pos, 0, None)] if len(values) else np.zeros(len(union))
+    out = values[np.maximum(pos, 0)] if len(values) else np.zeros(len(union))
     return np.where(pos >= 0, out, before)
 
 

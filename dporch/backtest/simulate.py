@@ -295,6 +295,8 @@ def simulate_all_in(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray,
     if n > lag:
         fill_codes[lag:] = codes[: n - lag]
     prices_src = opens if costs.next_bar_open else closes
+    if not (costs.lot_size or costs.min_fee or costs.stamp_duty or costs.t_plus_1 or limit):
+        return _all_in_plain(times, prices_src, closes, capital, costs, fill_codes)
     prev = _prev_closes(np.asarray(closes, dtype=np.float64))
     book = Book(cash=capital, costs=costs, limit=limit)
     changes: list[int] = []
@@ -324,6 +326,69 @@ def simulate_all_in(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray,
     cash = np.asarray(cash_at)[segment]
     equity = cash + shares * np.asarray(closes, dtype=np.float64)
     return Simulation(shares, cash, equity, filled, fill_price, fee, book.trades, book.refused)
+
+
+def _all_in_plain(times: Sequence[Any], prices: np.ndarray, closes: np.ndarray, capital: float, costs: Costs,
+                  fill_codes: np.ndarray) -> Simulation:
+    """:func:`simulate_all_in` without market rules: the :class:`Book`'s arithmetic, expression
+    for expression (so every value is identical), on local floats. All in, all out: after a buy
+    the cash is 0, after a sell the shares are, so the position alternates."""
+    n = len(closes)
+    slip, rate = costs.slippage, costs.fee
+    cash, shares = float(capital), 0.0
+    changes: list[int] = []
+    shares_at, cash_at = [0.0], [cash]
+    filled = np.zeros(n)
+    fill_price = np.full(n, np.nan)
+    fee = np.zeros(n)
+    trades: list[Trade] = []
+    trade: Trade | None = None
+    fees_total = 0.0
+    for t in np.flatnonzero(fill_codes).tolist():
+        price = float(prices[t])
+        if not price > 0:
+            continue
+        if fill_codes[t] > 0:
+            if cash <= 0:
+                continue
+            pb = price * (1 + slip)
+            spend = cash * 1.0
+            qty = spend / (pb * (1 + rate))
+            f = qty * pb * rate
+            cash -= qty * pb + f
+            if cash < 1e-9 * spend:
+                cash = 0.0
+            trade = Trade(times[t], t, pb, qty, qty * pb + f, fees=f)
+            trades.append(trade)
+            shares += qty
+            filled[t], fill_price[t] = qty, pb
+        else:
+            if shares <= 0:
+                continue
+            assert trade is not None
+            ps = price * (1 - slip)
+            qty = shares
+            value = qty * ps
+            f = value * rate
+            cash += value - f
+            shares = 0.0
+            trade.exit_price, trade.sold, trade.proceeds = ps, qty, value - f
+            trade.fees += f
+            trade.exit_time, trade.exit_bar = times[t], t
+            filled[t], fill_price[t] = -qty, ps
+        fee[t] = f
+        fees_total += f
+        changes.append(t)
+        shares_at.append(shares)
+        cash_at.append(cash)
+    segment = np.zeros(n, dtype=np.int64)
+    if changes:
+        marks = np.zeros(n, dtype=np.int64)
+        marks[np.array(changes)] = 1
+        segment = np.cumsum(marks)
+    sh = np.asarray(shares_at)[segment]
+    ca = np.asarray(cash_at)[segment]
+    return Simulation(sh, ca, ca + sh * np.asarray(closes, dtype=np.float64), filled, fill_price, fee, trades, {})
 
 
 def simulate(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray, capital: float,
