@@ -34,6 +34,14 @@ def test_weekly_bars_are_annualised_with_52_and_cagr_uses_calendar_time(backtest
     assert p["volatility"] == pytest.approx(sd * math.sqrt(52))
     assert p["sharpe"] == pytest.approx(returns.mean() / sd * math.sqrt(52))
     assert p["cagr"] == pytest.approx(1.32 ** (365.25 / 28) - 1)  # 28 days from the first bar to the last
+    downside = math.sqrt(0.1 ** 2 / 5)
+    assert p["sortino"] == pytest.approx(returns.mean() / downside * math.sqrt(52))
+    assert p["max_drawdown"] == pytest.approx(0.1) and p["max_drawdown_bars"] == 1
+    assert p["calmar"] == pytest.approx(p["cagr"] / 0.1)
+    assert p["trades"] == 0 and p["open_trades"] == 1 and p["win_rate"] is None
+    # The numbers docs/backtest.md's worked example states.
+    assert (round(p["cagr"] * 100, 2), round(p["volatility"] * 100, 2), round(p["sharpe"], 3),
+            round(p["sortino"], 3), round(p["calmar"], 2)) == (3639.76, 86.86, 3.749, 10.098, 363.98)
     assert cfg["cagr_basis"] == "calendar time from 2024-01-05 to 2024-02-02: 0.077 years"
     assert list(r.csv("equity.csv")["time"]) == ["2024-01-05", "2024-01-12", "2024-01-19", "2024-01-26", "2024-02-02"]
 

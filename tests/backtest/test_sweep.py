@@ -134,3 +134,32 @@ def test_the_same_numbers_on_a_running_scheduler_and_in_threads(backtest, schedu
     sweep = backtest(data, "--sweep", "fast=3,5", "--sweep", "slow=10,20", "--scheduler", scheduler, script=script)
     local = backtest(data, "--sweep", "fast=3,5", "--sweep", "slow=10,20", script=script)
     pd.testing.assert_frame_equal(sweep.csv("sweep.csv"), local.csv("sweep.csv"))
+
+
+def test_a_failed_graph_is_reported_as_itself_never_as_lost_dependencies(scheduler, monkeypatch):
+    """A graph the scheduler cannot deserialize once (the reported flake) must fail the run with
+    that error: the old job waited on the failed persist without noticing and submitted the next
+    graph, which the scheduler cancelled for "lost dependencies"."""
+    import distributed.scheduler
+
+    from dporch.backtest.job import BacktestOptions, run_backtest
+    from dporch.lang.program import compile_program
+
+    real = distributed.scheduler.deserialize
+    calls = {"n": 0}
+
+    def once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ImportError("simulated: a graph that does not deserialize")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed.scheduler, "deserialize", once)
+    script = ROOT / "workflows" / "ma_cross.dp"
+    program = compile_program(script.read_text(), str(script))
+    with pytest.raises(Exception) as e:
+        run_backtest(program, [str(ROOT / "data" / "sample_ticks.csv")], BacktestOptions(scheduler=scheduler))
+    assert "deserialization" in str(e.value) and "lost dependencies" not in str(e.value)
+    monkeypatch.setattr(distributed.scheduler, "deserialize", real)
+    result = run_backtest(program, [str(ROOT / "data" / "sample_ticks.csv")], BacktestOptions(scheduler=scheduler))
+    assert result.summary["portfolio"]["instruments"] == 5
