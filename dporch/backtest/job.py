@@ -62,9 +62,14 @@ class BacktestOptions:
     chart_instruments: int = 10  # instruments drawn in the report (the rest are counted)
 
     @property
+    def address(self) -> str | None:
+        """The scheduler to use: ``scheduler``, else DPORCH_SCHEDULER unless ``processes``."""
+        return self.scheduler or (None if self.processes else os.environ.get("DPORCH_SCHEDULER") or None)
+
+    @property
     def mode(self) -> str:
-        if self.scheduler:
-            return f"scheduler {self.scheduler}"
+        if self.address:
+            return f"scheduler {self.address}"
         if self.processes:
             return f"LocalCluster, {self.processes} worker process(es)"
         return f"threads in this process ({self.threads or os.cpu_count() or 1})"
@@ -156,7 +161,7 @@ class _Session:
         self.progress = progress
         self.client = self.cluster = None
         self.keep: list[Any] = []  # persisted collections: referenced until the job ends
-        address = opts.scheduler or (None if opts.processes else os.environ.get("DPORCH_SCHEDULER") or None)
+        address = opts.address
         if address or opts.processes:
             from dask.distributed import Client, LocalCluster
 

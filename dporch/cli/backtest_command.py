@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
         processes: int = typer.Option(0, "--processes", min=0, help="Run on a LocalCluster of N worker processes (default: threads in this process, nothing to start)."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, hidden=True, help="Old name of --processes."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads of the in-process scheduler (default: the number of cores)."),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="DPORCH_SCHEDULER", help="Address of a running Dask scheduler (e.g. make serve's tcp://127.0.0.1:8786)."),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler (e.g. make serve's tcp://127.0.0.1:8786); default: $DPORCH_SCHEDULER unless --processes is given."),
         partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="Partitions of the data after the shuffle by instrument (default: 2 per worker thread or process)."),
         html: bool = typer.Option(True, "--html/--no-html", help="Write report.html (Bokeh)."),
         charts: int = typer.Option(10, "--charts", min=0, help="Instruments drawn in report.html (those with the most trades; all are in the tables)."),
