@@ -383,7 +383,9 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
         fee_sum = float(sim.fee.sum())
         for why, k in sim.refused.items():
             refused[why] = refused.get(why, 0) + k
-        curves.append((time_codes[sub], sim.equity))
+        # The partition's curve: each instrument's equity changes at its own bar times (from its
+        # capital), summed on the union of times and accumulated (carried forward in between).
+        curves.append((time_codes[sub], np.diff(sim.equity, prepend=spec.capital_each)))
         bars_long += int((sim.shares > 0).sum())
         fees += fee_sum
         if spec.light:
@@ -403,22 +405,14 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
         charts.sort(key=lambda x: (-x[0], str(x[1])))
         chart_bars = pd.concat([_bars_frame(k, times[s:e], closes[s:e], sim)
                                 for _, k, s, e, sim in charts[: spec.chart_instruments]], ignore_index=True)
-    total = np.zeros(len(time_values))
-    for t, eq in curves:
-        total += _carry(np.arange(len(time_values)), t, eq, spec.capital_each)
+    total = spec.capital_each * len(curves) + np.cumsum(np.bincount(
+        np.concatenate([c for c, _ in curves]), weights=np.concatenate([d for _, d in curves]),
+        minlength=len(time_values))) if curves else np.zeros(len(time_values))
     trade_frame = _trade_frame(trades)
     return PartitionResult(pd.DataFrame(metrics), trade_frame, np.asarray(time_values, dtype="datetime64[ns]"),
                            total, spec.capital_each * len(curves), bars_long, len(part), fees, chart_bars,
                            refused, sorted(seen_values)[:_SIGNAL_SAMPLES], recognised, np.asarray(pnls, dtype=float),
                            open_trades)
-
-
-def _carry(union: np.ndarray, times: np.ndarray, values: np.ndarray, before: float) -> np.ndarray:
-    """``values`` (at sorted ``times``) on the ``union`` of times: carried forward, ``before``
-    until the first time."""
-    pos = np.searchsorted(times, union, side="right") - 1
-    out = values[np.maximum(pos, 0)] if len(values) else np.zeros(len(union))
-    return np.where(pos >= 0, out, before)
 
 
 def _bars_frame(key: Any, times: np.ndarray, closes: np.ndarray, sim: Simulation) -> pd.DataFrame:

@@ -344,11 +344,14 @@ def _all_in_plain(times: Sequence[Any], prices: np.ndarray, closes: np.ndarray, 
     trades: list[Trade] = []
     trade: Trade | None = None
     fees_total = 0.0
-    for t in np.flatnonzero(fill_codes).tolist():
-        price = float(prices[t])
+    order_bars = np.flatnonzero(fill_codes)
+    # Plain Python floats and ints from here: indexing numpy arrays one value at a time is slow.
+    order_prices = np.asarray(prices, dtype=np.float64)[order_bars].tolist()
+    order_codes = fill_codes[order_bars].tolist()
+    for t, price, code in zip(order_bars.tolist(), order_prices, order_codes):
         if not price > 0:
             continue
-        if fill_codes[t] > 0:
+        if code > 0:
             if cash <= 0:
                 continue
             pb = price * (1 + slip)
