@@ -66,6 +66,10 @@ class Page:
             fig.scatter("x", "y", source=buys, marker="triangle", size=9, color="green", legend_label="buy")
             fig.scatter("x", "y", source=sells, marker="inverted_triangle", size=9, color="red", legend_label="sell")
             fig.legend.location = "top_left"
+            fig.legend.orientation = "horizontal"
+            fig.legend.background_fill_alpha = 0.6
+            fig.legend.label_text_font_size = "8pt"
+            fig.legend.padding = fig.legend.spacing = 2
             fig.xaxis.formatter = ticks
             fig.yaxis.formatter = money
             self.panels.append((fig, price, buys, sells))
@@ -91,7 +95,9 @@ class Page:
             price.data = {"x": c["time"], "y": c["close"]}
             buys.data = {"x": c["buy_time"], "y": c["buy_price"]}
             sells.data = {"x": c["sell_time"], "y": c["sell_price"]}
-            fig.legend.visible = bool(len(c["buy_time"]) or len(c["sell_time"]))
+            has_buys, has_sells = bool(len(c["buy_time"])), bool(len(c["sell_time"]))
+            fig.legend.visible = has_buys or has_sells
+            fig.legend.items[0].visible, fig.legend.items[1].visible = has_buys, has_sells
             parts.append(fig)
         parts.append(self.table)
         return column(*parts, sizing_mode="stretch_width")
