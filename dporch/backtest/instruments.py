@@ -333,7 +333,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     starts, ends = prep.starts, prep.ends
     position = uses_position(program)
     data = part
-    codes = sizes = None
+    codes = sizes = None  # signal codes and sizes of every row, when the column form runs
     seen_values: set[str] = set()
     if not position:
         key_codes = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
@@ -351,7 +351,7 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
     if "_times" not in prep.columns:  # ints: fast union and lookups
         prep.columns["_times"] = pd.factorize(times, sort=True)
     time_codes, time_values = prep.columns["_times"]
-    metrics, trades, curves, charts = [], [], [], []  # trades: plain dicts, one frame at the end
+    metrics, trades, curves, charts = [], [], [], []  # trades: tuples, one frame at the end
     pnls: list[float] = []
     refused: dict[str, int] = {}
     bars_long = open_trades = 0
@@ -400,6 +400,9 @@ def run_partition(prep: Prepared, spec: BacktestSpec) -> PartitionResult:
                         "refused_orders": sum(sim.refused.values())})
         trades += _trade_rows(key, sim)
         charts.append((len(sim.trades), key, s, e, sim))
+        if len(charts) > 4 * spec.chart_instruments + 16:  # keep the bars of the candidates only
+            charts.sort(key=lambda x: (-x[0], str(x[1])))
+            del charts[spec.chart_instruments:]
     chart_bars = _empty_bars()
     if charts:
         charts.sort(key=lambda x: (-x[0], str(x[1])))
