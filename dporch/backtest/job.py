@@ -314,14 +314,18 @@ def _spec(program: Program, opts: BacktestOptions, data: _Data, params: dict[str
                         chart_instruments=opts.chart_instruments, light=light)
 
 
-def run_backtest(program: Program, paths: list[str], opts: BacktestOptions,
-                 progress: Progress | None = None) -> BacktestResult:
+def run_backtest(program: Program, paths: list[str], opts: BacktestOptions, progress: Progress | None = None,
+                 on_prepared: Callable[[int], None] | None = None) -> BacktestResult:
+    """The backtest of ``program`` over the files ``paths``. ``on_prepared(instruments)`` is
+    called once the data is prepared."""
     t0 = time.perf_counter()
     session = _Session(opts, progress)
     try:
         timings = {"start": time.perf_counter() - t0}
         data, more = _prepare(session, program, paths, opts)
         timings.update(more)
+        if on_prepared is not None:
+            on_prepared(data.instruments)
         t = time.perf_counter()
         from dask import delayed
 
@@ -388,7 +392,8 @@ def _sweep_metrics(parts: list[PartitionResult], capital: float, annual: Annuali
 
 def run_sweep(program: Program, paths: list[str], opts: BacktestOptions, names: list[str],
               combos: list[dict[str, Any]], rank: str = "sharpe", progress: Progress | None = None,
-              compile_with: Callable[[dict[str, Any]], Program] | None = None) -> SweepResult:
+              compile_with: Callable[[dict[str, Any]], Program] | None = None,
+              on_prepared: Callable[[int], None] | None = None) -> SweepResult:
     """Every combination of parameter values as Dask tasks over one shared read of the data,
     ranked by ``rank``; then the full run of the best combination (for the report)."""
     from dask import delayed
@@ -399,6 +404,8 @@ def run_sweep(program: Program, paths: list[str], opts: BacktestOptions, names: 
         timings = {"start": time.perf_counter() - t0}
         data, more = _prepare(session, program, paths, opts)
         timings.update(more)
+        if on_prepared is not None:
+            on_prepared(data.instruments)
         t = time.perf_counter()
         tasks = []
         for combo in combos:

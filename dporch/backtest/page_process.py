@@ -6,7 +6,7 @@ command then sends it the result (pickled, over stdin) and writes the CSV files 
 helper draws the page. When the helper is not available (it failed to start, or died), the
 command draws the page itself: the output is the same either way.
 
-    python -m dporch.backtest.page_process N    # N panels; reads (page data, path) from stdin
+    python -m dporch.backtest.page_process      # reads pickled messages from stdin (see main)
 """
 
 from __future__ import annotations
@@ -24,28 +24,44 @@ __all__ = ["PageProcess"]
 class PageProcess:
     """The helper, as seen from the command."""
 
-    def __init__(self, charts: int = 10) -> None:
+    def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        self.hinted = False
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "dporch.backtest.page_process", str(charts)], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "dporch.backtest.page_process"], stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         except OSError:
             self.proc = None
 
-    def send(self, data: dict[str, Any], path: Path) -> bool:
-        """Hand the page over (``report.page_data``); False if the helper cannot take it."""
+    def _write(self, message: tuple) -> bool:
         if self.proc is None or self.proc.poll() is not None:
             return False
         try:
             assert self.proc.stdin is not None
-            pickle.dump((data, str(path)), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.proc.stdin.close()
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
             return True
         except (OSError, pickle.PicklingError, ValueError):
             self.cancel()
             return False
+
+    def panels(self, n: int) -> None:
+        """The page will have ``n`` instrument panels: the helper builds them meanwhile."""
+        if not self.hinted:
+            self.hinted = self._write(("panels", n))
+
+    def send(self, data: dict[str, Any], path: Path) -> bool:
+        """Hand the page over (``report.page_data``); False if the helper cannot take it."""
+        if not self._write(("page", data, str(path))):
+            return False
+        try:
+            assert self.proc is not None and self.proc.stdin is not None
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        return True
 
     def wait(self) -> bool:
         """True once the helper wrote the page."""
@@ -64,20 +80,31 @@ class PageProcess:
             self.proc.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    import bokeh.embed  # noqa: F401 - the slow imports and models first, while the command works
-    import bokeh.resources  # noqa: F401
+def main() -> int:
+    """Import Bokeh, build the models of the page with as many panels as announced (a
+    ``("panels", n)`` message, sent once the command knows the instruments), then draw the
+    ``("page", data, path)`` message's page. End of input without a page: nothing to do."""
+    from bokeh.embed import file_html
+    from bokeh.models import Div
+    from bokeh.resources import INLINE
 
     from .page import Page, draw
 
-    page = Page(int(args[0]) if args else 10)
-    raw = sys.stdin.buffer.read()
-    if not raw:
-        return 0  # the command did not need a page after all
-    data, path = pickle.loads(raw)
-    draw(data, Path(path), page)
-    return 0
+    file_html(Div(text=""), INLINE, "")  # loads the templates and scripts: the first page costs more
+    page = None
+    stream = sys.stdin.buffer
+    while True:
+        try:
+            message = pickle.load(stream)
+        except EOFError:
+            return 0  # the command did not need a page after all
+        if message[0] == "panels":
+            page = Page(message[1])
+        else:
+            _, data, path = message
+            draw(data, Path(path), page)
+            sys.stderr.flush()
+            os._exit(0)  # the page is written: skip the interpreter's teardown (~0.1 s of module cleanup)
 
 
 if __name__ == "__main__":

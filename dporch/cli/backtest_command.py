@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         if html and "bokeh" not in sys.modules:  # a fresh process: import Bokeh on another core meanwhile
             from ..backtest.page_process import PageProcess
 
-            helper = PageProcess(charts)
+            helper = PageProcess()
         try:
             _backtest(**args, helper=helper, console=console, t0=t0)
         finally:
@@ -254,18 +254,23 @@ def _backtest(target: Path, data: list[str] | None, task_id: str | None, key: st
                            params=params, chart_instruments=charts, partitions=partitions)
     bar = _Bar(console)
     sweep_result = None
+
+    def panels(instruments: int) -> None:  # the helper builds the page's panels meanwhile
+        if helper is not None:
+            helper.panels(min(charts, instruments))
     try:
         if combos:
             from ..backtest.job import run_sweep
 
             sweep_result = run_sweep(program, paths, opts, names, combos, rank, progress=bar,
-                                     compile_with=lambda p: load_program(script, params={**params, **p}))
+                                     compile_with=lambda p: load_program(script, params={**params, **p}),
+                                     on_prepared=panels)
             result = sweep_result.best
             result.timings.update(sweep_result.timings)
         else:
             from ..backtest.job import run_backtest
 
-            result = run_backtest(program, paths, opts, progress=bar)
+            result = run_backtest(program, paths, opts, progress=bar, on_prepared=panels)
     except DPLangError as exc:
         bar.done()
         report(exc)
