@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# tests/backtest runs BACKTEST_REPEAT times (CI: 20) so that a flaky backtest shows.
+BACKTEST_REPEAT ?= 20
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --repeat-backtests $(BACKTEST_REPEAT)
 
 # The main job: a Dask scheduler, two workers and the orchestrator (tasks.toml), API on :8888,
 # all on 127.0.0.1 (DPORCH_DASK_HOST=0.0.0.0 exposes the cluster; other settings: bin/serve.sh).

@@ -4,8 +4,9 @@
 
 * `dporch run workflows/indicators.dp` (script (c)) on a CSV file: the column form, CSV parse
   and write included, output to /dev/null; and the same with --row-form for comparison.
-* `dporch backtest workflows/ma_cross.dp` on the default LocalCluster, report included; its
-  summary.json holds the time split (cluster, read, shuffle, compute, summarize, report).
+* `dporch backtest workflows/ma_cross.dp` in its default mode (Dask's threaded scheduler in the
+  process), report included; its summary.json holds the time split (read, compute, summarize,
+  report). bench/bench_backtest.py measures the backtest in every mode, and sweeps.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,21 @@ def cluster():
 @pytest.fixture
 def scheduler(cluster) -> str:
     return cluster.scheduler_address
+
+
+# -- repeated backtest tests (CI: make test runs tests/backtest 20 times) ---------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption("--repeat-backtests", type=int, default=1, metavar="N",
+                     help="run every test of tests/backtest N times (a flaky backtest fails one of them)")
+
+
+_BACKTEST_TESTS = Path(__file__).resolve().parent / "backtest"
+
+
+def pytest_generate_tests(metafunc):
+    n = metafunc.config.getoption("repeat_backtests")
+    if n > 1 and _BACKTEST_TESTS in Path(metafunc.definition.path).resolve().parents:
+        metafunc.fixturenames.append("_repeat")
+        metafunc.parametrize("_repeat", range(n), ids=[f"run{i + 1}" for i in range(n)])

@@ -1,10 +1,14 @@
-"""Performance metrics of an equity curve and of a trade list.
+"""Performance metrics of an equity curve and of a trade list (definitions, with a worked
+example: docs/backtest.md).
 
-Conventions (documented in the README): the curve starts from the initial capital before the
-first bar, so n bars give n returns r_t = E_t / E_{t-1} - 1; a year has ``periods`` bars (252);
-volatility uses the sample standard deviation (ddof 1); Sortino's downside deviation is
-sqrt(mean(min(r_t - rf, 0)^2)); a drawdown's duration counts bars from a peak until the curve
-is back at that peak (or the end). Ratios that divide by zero are null.
+Conventions: the curve starts from the initial capital before the first bar, so n bars give n
+returns r_t = E_t / E_{t-1} - 1; a year has ``periods`` bars (inferred from the bar spacing,
+252 for daily bars); volatility uses the sample standard deviation (ddof 1); Sortino's downside
+deviation is sqrt(mean(min(r_t - rf, 0)^2)); CAGR uses the calendar time between the first and
+the last bar when ``years`` is given, else n / periods years; a drawdown's duration counts bars
+from a peak until the curve is back at that peak (or the end). Values that are not finite
+(a missing price) are left out, so the metrics stay consistent with each other. Ratios that
+divide by zero are null.
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ def _clean(x: float) -> float | None:
 
 
 def drawdown(equity: np.ndarray, capital: float) -> tuple[np.ndarray, float, int]:
-    """(drawdown per bar as a fraction, max drawdown, longest drawdown duration in bars)."""
+    """(drawdown per bar as a fraction, max drawdown, longest drawdown duration in bars).
+    A bar without a value (NaN) has a NaN drawdown and does not move the peak."""
     curve = np.concatenate(([capital], equity))
+    if not np.isfinite(curve).all():
+        valid = np.isfinite(curve)
+        dd_valid, mx, longest = drawdown(curve[valid][1:], float(curve[0]) if valid[0] else capital)
+        dd = np.full(len(equity), np.nan)
+        dd[valid[1:]] = dd_valid
+        return dd, mx, longest
     peaks = np.maximum.accumulate(curve)
     with np.errstate(all="ignore"):
         dd = np.where(peaks > 0, 1 - curve / peaks, 0.0)
@@ -34,7 +45,12 @@ def drawdown(equity: np.ndarray, capital: float) -> tuple[np.ndarray, float, int
     return dd[1:], float(dd.max()) if len(dd) else 0.0, longest
 
 
-def equity_metrics(equity: np.ndarray, capital: float, *, periods: int = 252, risk_free: float = 0.0) -> dict[str, Any]:
+def equity_metrics(equity: np.ndarray, capital: float, *, periods: float = 252, risk_free: float = 0.0,
+                   years: float | None = None) -> dict[str, Any]:
+    """Return and risk metrics of ``equity`` (one value per bar) from ``capital``. ``years``:
+    the calendar time the curve spans (CAGR's exponent is 1 / years), else bars / periods."""
+    equity = np.asarray(equity, dtype=np.float64)
+    equity = equity[np.isfinite(equity)]
     n = len(equity)
     if n == 0:
         return {"bars": 0, "final_equity": capital, "total_return": 0.0, "cagr": None,
@@ -45,7 +61,11 @@ def equity_metrics(equity: np.ndarray, capital: float, *, periods: int = 252, ri
         r = curve[1:] / curve[:-1] - 1
     r = np.where(np.isfinite(r), r, 0.0)
     total = float(equity[-1] / capital - 1)
-    cagr = (1 + total) ** (periods / n) - 1 if total > -1 else -1.0
+    span = years if years is not None and years > 0 else n / periods
+    if years is not None and years <= 0:
+        cagr = math.nan  # one instant: no rate
+    else:
+        cagr = (1 + total) ** (1 / span) - 1 if total > -1 else -1.0
     rf = risk_free / periods
     excess = r - rf
     std = float(np.std(r, ddof=1)) if n > 1 else 0.0

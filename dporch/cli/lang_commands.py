@@ -12,7 +12,8 @@ import typer
 from ..engine.batch import AUTO_KEY, HeaderError, run_batch
 from ..engine.readers import open_text, read_records, utf8_error
 from ..engine.writers import LazyFile, RowWriter
-from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError
+from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError, ParamError
+from ..lang.params import param_text, parse_assignments
 from ..lang.program import Program, compile_program, read_script
 
 __all__ = ["register"]
@@ -37,8 +38,22 @@ def report(exc: DPLangError) -> None:
         _err(exc.format())
 
 
-def load_program(script: Path, strict_null: bool = False) -> Program:
-    """Compile a script for a command, exiting 2 on I/O errors and 1 on script errors."""
+SET_HELP = ("Set a script parameter declared in -- PARAMS -- (docs/language.md, 3.7): NAME=VALUE, converted to the "
+            "parameter's declared type; repeat for several.")
+
+
+def set_values(items: list[str] | None) -> dict[str, str]:
+    """``--set NAME=VALUE`` options as a dict, exiting 2 on a malformed item."""
+    try:
+        return parse_assignments(items or [])
+    except ParamError as exc:
+        _err(exc.format())
+        raise typer.Exit(2) from None
+
+
+def load_program(script: Path, strict_null: bool = False, params: dict[str, object] | None = None) -> Program:
+    """Compile a script for a command, exiting 2 on I/O and parameter errors and 1 on script
+    errors."""
     try:
         source = read_script(str(script))
     except InputError as exc:
@@ -46,8 +61,8 @@ def load_program(script: Path, strict_null: bool = False) -> Program:
         raise typer.Exit(2) from None
     try:
         program = compile_program(source, str(script), strict_null=strict_null,
-                                  on_warning=lambda d: _err(f"warning: {d.message}"))
-    except InputError as exc:  # a package script given to run
+                                  on_warning=lambda d: _err(f"warning: {d.message}"), params=params)
+    except (InputError, ParamError) as exc:  # a package script given to run; a bad --set
         _err(exc.format())
         raise typer.Exit(2) from None
     except DPLangError as exc:
@@ -98,9 +113,10 @@ def register(app: typer.Typer) -> None:
         strict_null: bool = typer.Option(False, "--strict-null", help="Arithmetic and comparisons with a null operand raise NullReference instead of giving null."),
         explain: bool = typer.Option(False, "--explain", help="Say on stderr which form (column or row) runs each statement, and why."),
         row_form: bool = typer.Option(False, "--row-form", help="Always use the row form (the column form is used for CSV files when the script allows it)."),
+        set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help=SET_HELP),
     ) -> None:
         """Run SCRIPT once per input row (batch mode) and print the output rows."""
-        program = load_program(script, strict_null)
+        program = load_program(script, strict_null, set_values(set_))
         if explain:
             from ..lang.vector import explain as explain_forms
             for line in explain_forms(program):
@@ -142,8 +158,12 @@ def register(app: typer.Typer) -> None:
         writer.close()
 
     @app.command()
-    def check(script: Path = typer.Argument(..., help="A DPLang data or package script.")) -> None:
-        """Lex, parse, load packages and run the static checks; print every finding."""
+    def check(script: Path = typer.Argument(..., help="A DPLang data or package script."),
+              set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE",
+                                                       help=SET_HELP + " Checks the values too.")) -> None:
+        """Lex, parse, load packages and run the static checks; print every finding (and the
+        script's parameters with the values a run would use)."""
+        given = set_values(set_)
         try:
             source = read_script(str(script))
         except InputError as exc:
@@ -151,8 +171,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         findings: list[Diagnostic] = []
         try:
-            program = compile_program(source, str(script))
+            program = compile_program(source, str(script), params=given)
             findings = program.warnings
+            if program.params:
+                decls = {p.name: p.type for p in program.script.params}
+                _err("parameters: " + ", ".join(f"{n}:{decls[n]} = {param_text(v)}" + (" (set)" if n in given else "")
+                                                for n, v in program.params.items()))
+        except ParamError as exc:
+            _err(exc.format())
+            raise typer.Exit(2) from None
         except InputError:
             findings = _check_package(source, str(script))
         except CheckError as exc:

@@ -52,10 +52,18 @@ def evaluate(program: Program, inputs: dict[str, Col], key_codes: np.ndarray | N
     """Run the column form over rows in input order. Returns (emitted row indexes in input
     order, output columns for those rows, number of streams)."""
     cp = compile_columns(program)
-    if key_codes is None:
-        order, groups = np.arange(n), ([(0, n)] if n else [])
-    else:
-        order, groups = group_rows(key_codes)
+    if key_codes is None or (n and bool((key_codes[1:] >= key_codes[:-1]).all())):
+        # One stream, or rows already grouped by key (a backtest's partitions): no reordering.
+        if key_codes is None or n == 0:
+            groups = [(0, n)] if n else []
+        else:
+            cuts = np.flatnonzero(key_codes[1:] != key_codes[:-1]) + 1
+            bounds = np.concatenate(([0], cuts, [n]))
+            groups = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        emitted_mask, outs = cp.run(Frame(n, groups, dict(inputs)))
+        emitted = np.flatnonzero(emitted_mask)
+        return emitted, outs if len(emitted) == n else [c.take(emitted) for c in outs], len(groups)
+    order, groups = group_rows(key_codes)
     frame = Frame(n, groups, {name: col.take(order) for name, col in inputs.items()})
     emitted_sorted, outs = cp.run(frame)
     inverse = np.empty(n, dtype=np.int64)

@@ -27,13 +27,20 @@ class Script:
 
     @classmethod
     def compile(cls, source_or_path: str | Path, *, strict_null: bool = False,
-                on_warning: Callable[[Diagnostic], None] | None = None) -> "Script":
+                on_warning: Callable[[Diagnostic], None] | None = None,
+                params: dict[str, Any] | None = None) -> "Script":
+        """``params``: values of the script's -- PARAMS -- (docs/language.md §3.7)."""
         if isinstance(source_or_path, Path) or _looks_like_path(str(source_or_path)):
             path = str(source_or_path)
             return cls(compile_program(read_script(path), path, strict_null=strict_null,
-                                       on_warning=on_warning))
+                                       on_warning=on_warning, params=params))
         return cls(compile_program(str(source_or_path), None, strict_null=strict_null,
-                                   on_warning=on_warning))
+                                   on_warning=on_warning, params=params))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter's value in this compiled script."""
+        return dict(self.program.params)
 
     @property
     def inputs(self) -> list[str]:
@@ -124,8 +131,10 @@ def _dict_records(rows: list[dict]) -> Records:
     return Records("json", columns, gen(), empty=not rows)
 
 
-def compile(source_or_path: str | Path, *, strict_null: bool = False) -> Script:  # noqa: A001
-    """Parse and check a script once: ``dporch.compile("x.dp").run(df)``."""
-    return Script.compile(source_or_path, strict_null=strict_null)
+def compile(source_or_path: str | Path, *, strict_null: bool = False,  # noqa: A001
+            params: dict[str, Any] | None = None) -> Script:
+    """Parse and check a script once: ``dporch.compile("x.dp").run(df)``; ``params`` sets
+    script parameters (``dporch.compile("x.dp", params={"fast": 10})``)."""
+    return Script.compile(source_or_path, strict_null=strict_null, params=params)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 __all__ = [
     "Node", "Expr", "Stmt", "Num", "Str", "FStr", "Bool", "Null", "Name", "ArrayLit", "Spread",
     "Unary", "Binary", "Compare", "Logic", "Ternary", "When", "LambdaExpr", "Call", "Index",
     "Slice", "Member", "Assign", "Destructure", "If", "Return", "ExprStmt", "Param", "FuncDef",
-    "PkgVar", "Script", "Package", "walk", "spine", "elif_chain",
+    "PkgVar", "ParamDecl", "Script", "Package", "walk", "spine", "elif_chain",
 ]
 
 
@@ -202,6 +202,15 @@ class PkgVar(Stmt):
 
 
 @dataclass(eq=False)
+class ParamDecl(Node):
+    """A script parameter of ``-- PARAMS name:type = default --`` (§3.7)."""
+
+    name: str
+    type: str  # number decimal string bool
+    default: Any
+
+
+@dataclass(eq=False)
 class Script:
     """A data script: header declarations and the body."""
 
@@ -215,6 +224,11 @@ class Script:
     body: list[Stmt]
     declared_input: bool  # an INPUT declaration with at least one column
     decl_lines: dict[str, int] = field(default_factory=dict)
+    params: list[ParamDecl] = field(default_factory=list)
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
 
     @property
     def input_names(self) -> list[str]:

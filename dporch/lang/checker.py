@@ -135,11 +135,19 @@ class _Checker:
             names |= BUILTIN_VARS | set(ctx.get("all_assigned") or ())
         return did_you_mean(name, names)
 
+    @staticmethod
+    def is_param(name: str, ctx: dict) -> bool:
+        """``name`` is a script parameter here (not a lambda parameter of the same name)."""
+        return name in ctx.get("params", ()) and name not in ctx.get("lambda_params", ())
+
     def series_base(self, node: A.Name, scope: _Scope, ctx: dict) -> None:
         """A bare identifier used as a time-series base (§11.2 E1 exception)."""
         name = node.id
         self.reads.add(name)
         self.history_reads.add(name)
+        if self.is_param(name, ctx):
+            self.error(node, f"parameter {name} has no history: it has the same value on every row (use {name} itself)")
+            return
         if name in scope.known or name in scope.lenient:
             return
         if ctx.get("row"):
@@ -180,6 +188,10 @@ class _Checker:
             self.expr(v, scope, ctx)
         has_spread = any(isinstance(a, A.Spread) for a in e.args)
         n = len(e.args) + len(e.kwargs)
+        if e.pkg is None and self.is_param(e.name, ctx):
+            self.reads.add(e.name)
+            self.error(e, f"{e.name} is a script parameter (a {ctx['params'][e.name]}), not a function")
+            return
         if e.pipe_bare:
             self.name(e, e.name, scope, ctx)
             return
@@ -307,6 +319,10 @@ class _Checker:
         if ctx.get("row") and name in BUILTIN_VARS:
             self.error(s, f"cannot assign to the built-in variable {name}")
             return
+        if name in ctx.get("params", ()):
+            self.error(s, f"cannot assign to the parameter {name}: parameters are constants of a run "
+                          f"(set them from outside, e.g. dporch run --set {name}=VALUE)")
+            return
         if name in assigned_here:
             self.warn("W1", s, f"'{name}' is assigned again on the same path (variables are meant to be assigned once)")
         assigned_here.add(name)
@@ -326,14 +342,15 @@ class _Checker:
     # -- entry points -----------------------------------------------------------------------------
     def script(self, script: A.Script) -> None:
         inputs = set(script.input_names)
+        params = {p.name: p.type for p in script.params}
         body_assigned = set(assigned_names(script.body))
         all_assigned = body_assigned | set(assigned_names(script.error_block or []))
         ctx = {"row": True, "all_assigned": all_assigned, "outputs": script.output_names,
-               "declared_input": script.declared_input, "assigned_at": {}}
+               "declared_input": script.declared_input, "assigned_at": {}, "params": params}
         if script.error_block is not None:
             ectx = dict(ctx, error_scope=True)
-            self.block(script.error_block, set(inputs), {"lenient": body_assigned}, ectx, set())
-        self.block(script.body, set(inputs), {}, ctx, set(inputs))
+            self.block(script.error_block, inputs | set(params), {"lenient": body_assigned}, ectx, set())
+        self.block(script.body, inputs | set(params), {}, ctx, set(inputs))
         statements = list(script.body) + list(script.error_block or [])
         if not any(isinstance(n, A.Return) for s in statements for n in A.walk(s)):
             first = script.body[0] if script.body else A.Return(1, 1, None)

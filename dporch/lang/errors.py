@@ -18,6 +18,7 @@ __all__ = [
     "CheckError",
     "PackageError",
     "InputError",
+    "ParamError",
     "DPRuntimeError",
     "ZeroDivision",
     "DPTypeError",
@@ -160,6 +161,20 @@ class InputError(DPLangError):
         where = self.file or "input"
         if self.line:
             where += f":{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{self.kind} at {where}: {self.message}"
+
+
+class ParamError(DPLangError):
+    """A parameter value set from outside (``--set``, ``--sweep``, ``params = {...}``) that the
+    script does not declare, or that does not convert to the declared type (§3.7): a usage
+    error, found before any row is read. ``file``/``line`` point to the PARAMS declaration."""
+
+    kind = "ParamError"
+
+    def header(self) -> str:
+        if self.file is None:
+            return f"{self.kind}: {self.message}"
+        where = self.file + (f":{self.line}" if self.line else "")
         return f"{self.kind} at {where}: {self.message}"
 
 

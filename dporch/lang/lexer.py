@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .errors import Diagnostic, LexError, ParseError
@@ -20,7 +21,8 @@ KEYWORDS = frozenset(
 )
 RESERVED = frozenset("for while break continue import export let const var fn".split())
 TYPE_NAMES = ("number", "decimal", "string", "bool", "array", "null")
-DECL_KINDS = ("INPUT", "OUTPUT", "IMPORT", "PRECISION", "ERROR", "ERROR_END")
+DECL_KINDS = ("INPUT", "OUTPUT", "IMPORT", "PRECISION", "PARAMS", "ERROR", "ERROR_END")
+PARAM_TYPES = ("number", "decimal", "string", "bool")  # the types a script parameter may have (§3.7)
 
 # Longest first, so that ">=" wins over ">".
 _OPERATORS = [
@@ -68,6 +70,7 @@ class Decl:
     params: list[tuple[str, str | None, int]] = field(default_factory=list)  # name, type, column
     names: list[tuple[str, int]] = field(default_factory=list)  # IMPORT: (name, column)
     precision: int = 6
+    defaults: list[tuple[str, str, Any, int]] = field(default_factory=list)  # PARAMS: name, type, default, column
 
 
 @dataclass(slots=True)
@@ -325,6 +328,8 @@ class _Scanner:
             decl.names = self._import_list(body, line, body_col)
         elif kind == "PRECISION":
             decl.precision = self._precision(body, line, col)
+        elif kind == "PARAMS":
+            decl.defaults = self._params_list(body, line, body_col)
         elif body.strip():
             raise self.parse_error(f"-- {kind} -- takes no arguments", line, col)
         self._add("DECL", decl, line, col)
@@ -358,6 +363,49 @@ class _Scanner:
             params.append((name, typ, col))
         return params
 
+    def _params_list(self, body: str, line: int, base_col: int) -> list[tuple[str, str, Any, int]]:
+        """``name:type = literal, ...`` (§3.7): every item typed, with a literal default."""
+        out: list[tuple[str, str, Any, int]] = []
+        seen: set[str] = set()
+        for item, col in _quoted_items(body, base_col):
+            if not item:
+                continue
+            head, eq, literal = item.partition("=")
+            name, colon, typ = head.partition(":")
+            name, typ = name.strip(), typ.strip()
+            if not is_identifier(name) or name in KEYWORDS or name in RESERVED:
+                raise self.parse_error(f"parameter format error: '{item}' is not name:type = value", line, col)
+            if not colon or not typ:
+                raise self.parse_error(f"parameter {name} needs a type and a default: {name}:number = 5", line, col)
+            if typ not in PARAM_TYPES:
+                raise self.parse_error(f"unknown parameter type: {typ} (a parameter is a "
+                                       f"{', '.join(PARAM_TYPES[:-1])} or {PARAM_TYPES[-1]})", line, col)
+            if not eq or not literal.strip():
+                raise self.parse_error(f"parameter {name} needs a default value: {name}:{typ} = ...", line, col)
+            if name in seen:
+                raise self.parse_error(f"duplicate parameter: {name}", line, col)
+            seen.add(name)
+            out.append((name, typ, self._param_literal(literal.strip(), typ, name, line, col), col))
+        return out
+
+    def _param_literal(self, text: str, typ: str, name: str, line: int, col: int) -> Any:
+        """The default of a parameter: a literal of its type (a negative number is one)."""
+        wrong = self.parse_error(f"the default of parameter {name} must be a {typ} literal, got {text}", line, col)
+        try:
+            toks = [t for t in _Scanner(text, self.file, decls=False).scan() if t.kind != "NL"]
+        except (LexError, ParseError):
+            raise wrong from None
+        kinds = [t.kind for t in toks]
+        if typ in ("number", "decimal") and kinds in (["NUM"], ["-", "NUM"]):
+            if typ == "decimal":
+                return Decimal(text.replace(" ", "").replace("\t", ""))
+            return -toks[-1].value if kinds[0] == "-" else toks[0].value
+        if typ == "string" and kinds == ["STR"]:
+            return toks[0].value
+        if typ == "bool" and kinds in (["true"], ["false"]):
+            return kinds[0] == "true"
+        raise wrong
+
     def _import_list(self, body: str, line: int, base_col: int) -> list[tuple[str, int]]:
         names = []
         for item, col in self._items(body, base_col):
@@ -377,6 +425,31 @@ class _Scanner:
             "W0", f"PRECISION expects an integer from 0 to 28, got '{body.strip()}'; using 6",
             self.file, line, col, self._src_line(line), is_error=False))
         return 6
+
+
+def _quoted_items(body: str, base_col: int):
+    """Comma-separated items of ``body`` (commas inside quoted strings do not separate) with
+    the column where each starts."""
+    bounds: list[tuple[int, int]] = []
+    start, i, quote = 0, 0, None
+    while i < len(body):
+        ch = body[i]
+        if quote is not None:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ",":
+            bounds.append((start, i))
+            start = i + 1
+        i += 1
+    bounds.append((start, len(body)))
+    for a, b in bounds:
+        raw = body[a:b]
+        yield raw.strip(), base_col + a + len(raw) - len(raw.lstrip())
 
 
 def _layout(scanner: _Scanner, raw: list[Token]) -> list[Token]:

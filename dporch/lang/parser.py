@@ -95,6 +95,8 @@ class _Parser:
         error_block: list[A.Stmt] | None = None
         seen: dict[str, int] = {}
         declared_input = False
+        params: list[A.ParamDecl] = []
+        params_tok: Token | None = None
         while self.at("DECL"):
             t = self.next()
             d: Decl = t.value
@@ -120,14 +122,20 @@ class _Parser:
                 imports = [(n, t.line, c) for n, c in d.names]
             elif d.kind == "PRECISION":
                 precision = d.precision
+            elif d.kind == "PARAMS":
+                params = [A.ParamDecl(t.line, c, n, ty, v) for n, ty, v, c in d.defaults]
+                params_tok = t
             self.expect("NEWLINE", "end of line")
+        clash = [p.name for p in params if p.name in {n for n, _ in inputs}]
+        if clash:
+            raise self.error(f"parameter {clash[0]} is also an INPUT column (rename one of them)", params_tok)
         body: list[A.Stmt] = []
         while not self.at("EOF"):
             if self.at("DECL"):
                 raise self.error("header declarations must come before the script body")
             body.append(self.statement(in_package=False))
         return A.Script(self.file, source, inputs, outputs, imports, precision, error_block, body,
-                        declared_input, seen)
+                        declared_input, seen, params)
 
     def parse_package(self, source: str) -> A.Package:
         self.expect("package")

@@ -11,7 +11,7 @@ from decimal import DecimalException
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import ast as A
 from . import ops, rt
@@ -24,6 +24,7 @@ from .limits import headroom
 from .marks import innermost, instruction_span
 from .indicator_calls import any_list, dynamic_call, invalid_call, num, numc, nums, values_call
 from .packages import load_imports
+from .params import resolve_params, substitute_params
 from .parser import parse
 from .scopes import Names, PackageInfo
 from .stmtgen import Emitter, generate_package, generate_step
@@ -215,6 +216,7 @@ class Program:
     tracking: Tracking
     strict_null: bool = False
     on_warning: Callable[[Diagnostic], None] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # every declared parameter's value (§3.7)
     _warned: set[str] = field(default_factory=set)
     _bound: dict[tuple, "Bound"] = field(default_factory=dict)
 
@@ -359,16 +361,23 @@ def _compile_package(qual: str, tree: A.Package, file: str, strict: bool) -> _Lo
 
 
 def compile_program(source: str, file: str | None = None, *, strict_null: bool = False,
-                    on_warning: Callable[[Diagnostic], None] | None = None) -> Program:
+                    on_warning: Callable[[Diagnostic], None] | None = None,
+                    params: Mapping[str, Any] | None = None, ignore_unknown_params: bool = False) -> Program:
     """Parse, load packages, check (§11.2) and prepare ``source``. Raises LexError,
-    ParseError, PackageError, CheckError (all findings attached) or ArgumentMismatch."""
+    ParseError, PackageError, CheckError (all findings attached) or ArgumentMismatch.
+
+    ``params``: values of the script's parameters (§3.7), as text or Python values, over the
+    declared defaults; a name the script does not declare (unless ``ignore_unknown_params``)
+    or a value that does not convert is a ParamError. The values become constants of the
+    compiled program (``Program.params``)."""
     file = file or "<script>"
     with headroom():
-        return _compile_program(source, file, strict_null, on_warning)
+        return _compile_program(source, file, strict_null, on_warning, params, ignore_unknown_params)
 
 
 def _compile_program(source: str, file: str, strict_null: bool,
-                     on_warning: Callable[[Diagnostic], None] | None) -> Program:
+                     on_warning: Callable[[Diagnostic], None] | None,
+                     params: Mapping[str, Any] | None = None, ignore_unknown_params: bool = False) -> Program:
     result = parse(source, file)
     tree = result.tree
     if isinstance(tree, A.Package):
@@ -391,11 +400,13 @@ def _compile_program(source: str, file: str, strict_null: bool,
                              file=first.file, line=first.line, column=first.column,
                              source_line=first.source_line)
         raise exc
+    values = resolve_params(tree, params, file=file, ignore_unknown=ignore_unknown_params)
+    substitute_params(tree, values)
     packages = {q: _compile_package(q, t, t.file or q, strict_null) for q, t in trees.items()}
     uses = package_param_uses(trees)
     tracking = track_script(tree, uses)
     program = Program(tree, file, packages, [d for d in findings if not d.is_error], tracking,
-                      strict_null, on_warning)
+                      strict_null, on_warning, values)
     return program
 
 

@@ -45,6 +45,8 @@ def fingerprint(task: "Task") -> str:
     h = hashlib.sha256()
     for p in task.programs:
         h.update(p.script.source.encode() + b"\x1e")
+        if p.params:  # parameter values are part of the program (state under other values is not valid)
+            h.update(repr(sorted(p.params.items())).encode() + b"\x1e")
     h.update(repr((task.columns, sorted(task.types.items()), cfg.routing.enabled, cfg.routing.key_column,
                    cfg.routing.strategy, cfg.compute_pool.window_size)).encode())
     return h.hexdigest()

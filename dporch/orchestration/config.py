@@ -133,6 +133,7 @@ class TaskConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     error_handling: ErrorHandling = field(default_factory=ErrorHandling)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    params: dict[str, Any] = field(default_factory=dict)  # script parameters (docs/language.md §3.7)
     source: str | None = None  # the file it came from (None: the API)
     base_dir: str = "."  # relative script and file paths are resolved against this
 
@@ -165,7 +166,7 @@ _SECTIONS = {
     "routing": Routing, "compute_pool": ComputePool, "input": InputConfig, "output": OutputConfig,
     "error_handling": ErrorHandling, "checkpoint": CheckpointConfig,
 }
-_TASK_KEYS = {"id", "name", "enabled", "scripts", "schema"} | set(_SECTIONS)
+_TASK_KEYS = {"id", "name", "enabled", "scripts", "schema", "params"} | set(_SECTIONS)
 
 
 def _type_name(t: type) -> str:
@@ -245,6 +246,7 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     else:
         task.scripts = [str((Path(base_dir) / s).resolve()) if not Path(s).is_absolute() else s for s in scripts]
     task.schema = _schema(raw.get("schema"), chk)
+    task.params = _params(raw.get("params"), chk)
     pool_defaults = {"initial_size": global_.default_pool_size, "max_size": max(global_.default_pool_size,
                      global_.default_pool_max_size), "window_size": global_.default_window_size}
     task.routing = chk.section("routing", Routing, raw.get("routing"), {})
@@ -263,6 +265,23 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
         task.output.path = str(Path(base_dir) / task.output.path)
     _validate(task, chk)
     return task
+
+
+def _params(raw: Any, chk: _Checker) -> dict[str, Any]:
+    """``params = { fast = 10, mode = "ema" }``: values for the scripts' -- PARAMS -- (checked
+    against the declared types when the scripts compile)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        chk.add("params", f"must be a table of parameter values, got {raw!r}")
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, (str, int, float, bool)):
+            out[k] = v
+        else:
+            chk.add(f"params.{k}", f"must be a number, a string or true/false, got {v!r}")
+    return out
 
 
 def _schema(raw: Any, chk: _Checker) -> list[SchemaColumn]:
@@ -451,6 +470,8 @@ def task_to_dict(task: TaskConfig) -> dict[str, Any]:
     d["schema"] = {"columns": d["schema"]}
     d.pop("source")
     d.pop("base_dir")
+    if not d["params"]:
+        d.pop("params")
     for section in _SECTIONS:  # unset optional fields are left out (they are the defaults)
         d[section] = {k: v for k, v in d[section].items() if v is not None}
     return d

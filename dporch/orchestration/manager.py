@@ -37,10 +37,15 @@ def compile_chain(cfg: TaskConfig, issues: list[ConfigIssue]) -> list[Program]:
     programs: list[Program] = []
     for i, path in enumerate(cfg.scripts):
         try:
-            programs.append(compile_program(read_script(path), path))
+            programs.append(compile_program(read_script(path), path, params=cfg.params, ignore_unknown_params=True))
         except DPLangError as exc:
-            issues.append(ConfigIssue(cfg.source, cfg.id, f"scripts[{i}]",
+            issues.append(ConfigIssue(cfg.source, cfg.id, "params" if exc.kind == "ParamError" else f"scripts[{i}]",
                                       exc.header() if exc.line else f"{exc.kind}: {exc.message}"))
+            return []
+    for name in cfg.params:  # each script takes the parameters it declares; none may be left over
+        if not any(name in p.params for p in programs):
+            issues.append(ConfigIssue(cfg.source, cfg.id, f"params.{name}", "no script of the task declares this "
+                                      "parameter in -- PARAMS --"))
             return []
     schema = {c.name for c in cfg.schema}
     first = programs[0] if programs else None

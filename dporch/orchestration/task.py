@@ -258,7 +258,7 @@ class Task(Ingest, Delivery, TaskStats):
         pc = cfg.compute_pool
         strategy = cfg.routing.strategy if cfg.routing.enabled else "hash"
         self.pool = ComputePool(
-            self.cluster, cfg.id, [(p.script.source, p.file) for p in self.programs], self.columns,  # type: ignore[arg-type]
+            self.cluster, cfg.id, [(p.script.source, p.file, p.params) for p in self.programs], self.columns,  # type: ignore[arg-type]
             strategy=strategy, window=pc.window_size, batch_size=pc.batch_size, batch_ms=pc.batch_ms,
             max_in_flight=pc.max_in_flight, on_result=self.results_emit, on_marker=self.checkpointer.on_marker,
             on_failover=self._on_failover, on_fatal=self._on_fatal, state_of=self.checkpointer.state_of,

@@ -35,10 +35,11 @@ def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[d
 class ComputeUnit:
     """Runs a chain of scripts: each script's output rows feed the next one."""
 
-    def __init__(self, scripts: list[tuple[str, str]], window: int, task_id: str = "",
+    def __init__(self, scripts: list[tuple], window: int, task_id: str = "",
                  columns: list[str] | None = None):
         self.task_id = task_id
-        programs = [compile_program(src, path) for src, path in scripts]
+        # (source, path) or (source, path, parameter values) per script
+        programs = [compile_program(s[0], s[1], params=s[2] if len(s) > 2 else None) for s in scripts]
         self.executors = [StreamingExecutor(p, window_size=window, key=None) for p in programs]
         if columns is not None:  # bound up front, so state can be restored before any batch
             layout = list(columns)

@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dporch.backtest.instruments import BacktestSpec, run_partition
+from dporch.backtest.instruments import run_frame
 from dporch.backtest.metrics import drawdown, equity_metrics, trade_metrics
 from dporch.backtest.simulate import Costs, signal_code, simulate, simulate_all_in
 
 
 def test_signal_codes():
-    assert [signal_code(v) for v in ["买入", "buy", "卖出", "sell", "BUY", "持有", 2.0, -0.5, 0.0, None, True]] == \
-        [1, 1, -1, -1, 0, 0, 1, -1, 0, 0, 0]
+    assert [signal_code(v) for v in ["买入", "buy", "卖出", "sell", "BUY", " Sell ", "持有", "hold", 2.0, -0.5, 0.0,
+                                     "1", "-2.5", "0", "1x", None, True]] == \
+        [1, 1, -1, -1, 1, -1, 0, 0, 1, -1, 0, 1, -1, 0, 0, 0, 0]
 
 
 def test_equity_metrics_by_hand():
@@ -111,8 +112,7 @@ def _series(seed: int, n: int = 300) -> pd.DataFrame:
 def test_known_strategy_against_an_independent_pandas_calculation():
     df = _series(1)
     fee = 0.001
-    spec = BacktestSpec(MA_CROSS, "ma.dp", "stock_code", "date", 10_000.0, Costs(fee=fee))
-    result = run_partition(df, spec)
+    result = run_frame(df, MA_CROSS, "ma.dp", capital_each=10_000.0, costs=Costs(fee=fee))
     # The same strategy and accounting, written directly with pandas.
     fast, slow = df.close.rolling(3).mean(), df.close.rolling(8).mean()
     cross_up = (fast.shift(1) <= slow.shift(1)) & (fast > slow)
@@ -142,10 +142,9 @@ def test_known_strategy_against_an_independent_pandas_calculation():
 def test_multi_instrument_results_equal_single_instrument_runs():
     frames = [_series(s) for s in (1, 2, 3)]
     both = pd.concat(frames).sort_values(["date", "stock_code"], kind="stable")
-    spec = BacktestSpec(MA_CROSS, "ma.dp", "stock_code", "date", 10_000.0, Costs())
-    together = run_partition(both, spec).instruments.set_index("key")
+    together = run_frame(both, MA_CROSS, "ma.dp", capital_each=10_000.0).instruments.set_index("key")
     for f in frames:
-        alone = run_partition(f, spec).instruments.set_index("key")
+        alone = run_frame(f, MA_CROSS, "ma.dp", capital_each=10_000.0).instruments.set_index("key")
         key = alone.index[0]
         for col in ("final_equity", "total_return", "sharpe", "trades", "max_drawdown"):
             assert together.loc[key, col] == alone.loc[key, col]
@@ -159,9 +158,8 @@ signal = held == 0 ? "buy" : "sell"
 return [stock_code, date, signal, held]
 """
     df = _series(4, 10)
-    spec = BacktestSpec(src, "pos.dp", "stock_code", "date", 1000.0, Costs(fee=0.0))
-    res = run_partition(df, spec)
+    res = run_frame(df, src, "pos.dp", capital_each=1000.0, costs=Costs(fee=0.0))
     # buy on bar 0 fills at bar 1's open; from bar 1 the script sees the shares and sells.
     trades = res.trades
     assert len(trades) >= 2
-    assert trades.iloc[0]["entry_time"] == df.date[1] and trades.iloc[0]["exit_time"] == df.date[2]
+    assert trades.iloc[0]["entry_time"] == pd.Timestamp(df.date[1]) and trades.iloc[0]["exit_time"] == pd.Timestamp(df.date[2])
