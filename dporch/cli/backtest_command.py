@@ -101,7 +101,10 @@ def _from_config(path: Path, task_id: str | None, console: Any) -> tuple[Path, l
         console.print(f"[red]error:[/red] task {task.id!r} cannot be backtested: a backtest task has one script "
                       f"and a file input (it has {len(task.scripts)} script(s) and {task.input.type} input)")
         raise typer.Exit(2)
-    return Path(task.scripts[0]), [task.input.path], task.routing.key_column, dict(task.params)
+    from ..orchestration.inputs import pattern_glob
+
+    # a task's input pattern ({stock_code} wildcards) reads as the glob of the files it matches
+    return Path(task.scripts[0]), [pattern_glob(task.input.path)], task.routing.key_column, dict(task.params)
 
 
 def _escape(text: str) -> str:

@@ -213,3 +213,29 @@ def test_a_killed_run_leaves_nothing_that_looks_done_and_the_next_run_finishes_i
     for rel in ("out/b.csv", "out/c.csv"):  # merged files: the same rows (keys interleave freely)
         assert sorted((tmp_path / rel).read_text().splitlines()) == sorted((clean / rel).read_text().splitlines())
     assert sorted(os.listdir(tmp_path / "out" / "a")) == ["X.csv", "Y.csv", "Z.csv"]
+
+
+def test_the_pipeline_example_runs_and_its_backtest_reads_the_stage_files(tmp_path, scheduler):
+    """workflows/pipeline.toml as the README uses it, in a copy of the project."""
+    import shutil
+
+    from .conftest import ROOT
+
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    f = tmp_path / "workflows" / "pipeline.toml"
+    code, out = wf("run", str(f), "--state-dir", str(tmp_path / "state"), "--scheduler", scheduler, cwd=tmp_path)
+    assert code == 0 and ran(out) == {"indicators", "screen"}, out
+    stocks = sorted(p.stem for p in (tmp_path / "output" / "pipeline" / "indicators").glob("*.csv"))
+    assert stocks == ["000000", "000002", "000004", "600001", "600003"]
+    screen = list(csv.reader((tmp_path / "output" / "pipeline" / "screen.csv").open()))
+    assert screen[0] == ["stock_code", "date", "close", "rsi", "signal", "reason"] and len(screen) > 10
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        r = runner.invoke(app, ["backtest", str(f), "--task", "pipeline-backtest", "--out", "output/bt", "--no-html"])
+    finally:
+        os.chdir(old)
+    assert r.exit_code == 0, r.output
+    traded = {row["instrument"] for row in csv.DictReader((tmp_path / "output" / "bt" / "instruments.csv").open())}
+    assert traded == set(stocks)
