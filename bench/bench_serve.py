@@ -69,7 +69,8 @@ class Server:
         (base / "empty.toml").write_text("")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dporch.cli", "serve", "--config", str(base / "empty.toml"),
-             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"), "--dashboard", ":0"],
+             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"), "--dashboard", ":0",
+             "--allow-path", str(base)],
             env=_ENV, stdout=subprocess.DEVNULL, stderr=open(base / "serve.log", "w"))
         self.ps = psutil.Process(self.proc.pid)
         from dporch.api.client import Client
@@ -131,7 +132,7 @@ def throughput(server: Server, tid: str, port: int, out: Path | None, data: Path
     written, files = count_rows(out) if out is not None else (rows, 0)  # None: the task writes no files
     if written != rows or stats["error_count"]:
         raise SystemExit(f"expected {rows} rows in the files, found {written} ({stats['error_count']} errors)")
-    return {"rows": rows, "files": files, "wall_s": wall, "rows_per_s": (rows - first) / wall,
+    return {"rows": rows, "first": first, "files": files, "wall_s": wall, "rows_per_s": (rows - first) / wall,
             "cpu_orchestrator_s": cpu1[0] - cpu0[0], "cpu_workers_s": cpu1[1] - cpu0[1]}
 
 
@@ -250,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                 mode = "off" if "off" in tid else "on"
                 figures[mode].append(tp["rows_per_s"])
                 ck = server.task(tid)["stats"]["checkpoint"]
+                per = tp["rows"] - tp["first"]
                 print(f"throughput  {tp['rows_per_s']:10,.0f} ticks/s  ({tp['rows']:,} ticks into {tp['files']} files "
-                      f"in {tp['wall_s']:.2f} s; CPU orchestrator {tp['cpu_orchestrator_s']:.1f} s, "
-                      f"workers {tp['cpu_workers_s']:.1f} s; checkpoints {mode}, {ck['count']} taken)")
+                      f"in {tp['wall_s']:.2f} s; CPU per tick: orchestrator {tp['cpu_orchestrator_s'] / per * 1e6:.1f} µs, "
+                      f"units {tp['cpu_workers_s'] / per * 1e6:.1f} µs; checkpoints {mode}, {ck['count']} taken)")
             if figures["off"]:
                 on, off = statistics.median(figures["on"]), statistics.median(figures["off"])
                 print(f"checkpoints cost {1 - on / off:+.1%} of throughput (median of {len(figures['on'])} runs: "

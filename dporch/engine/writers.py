@@ -100,15 +100,21 @@ class RowWriter:
 
     def write_rows(self, rows: list[list[Any]], keys: list[Any] | None = None) -> None:
         """A block of rows (formatted column-wise for CSV); ``keys`` are not needed here."""
-        if not rows:
+        if rows:
+            self.write_columns([list(c) for c in zip(*rows)] if self.columns else [], len(rows))
+
+    def write_columns(self, columns: list[list[Any]], keys: list[Any] | int) -> None:
+        """A block of rows given as columns (OUTPUT order); ``keys``: the rows' keys, or their count."""
+        n = keys if isinstance(keys, int) else len(keys)
+        if not n:
             return
         if self.fmt != "csv" or not self.columns:
-            for r in rows:
-                self.write(r)
+            for r in zip(*columns) if self.columns else ([] for _ in range(n)):
+                self.write(list(r))
             return
-        texts = [csv_column(c) for c in zip(*rows)]
+        texts = [csv_column(c) for c in columns]
         self._buf.append("\n".join(map(",".join, zip(*texts))))
-        self._added(len(rows))
+        self._added(n)
 
     def _added(self, n: int) -> None:
         self.count += n
@@ -219,28 +225,46 @@ class SplitWriter:
         return self.stage(path) if self.stage is not None else path
 
     def write_rows(self, rows: list[list[Any]], keys: list[Any]) -> None:
-        if not rows:
+        if rows:
+            self.write_columns([list(c) for c in zip(*rows)] if self.columns else [], keys)
+
+    def write_columns(self, columns: list[list[Any]], keys: list[Any]) -> None:
+        """A block of rows given as columns (OUTPUT order), with each row's key."""
+        n = len(keys)
+        if not n:
             return
-        texts = [csv_column(c) for c in zip(*rows)] if self.columns else [[] for _ in rows]
-        lines = map(",".join, zip(*texts)) if self.columns else ("" for _ in rows)
-        pending, paths, used = self._pending, self._paths, self._used
-        for line, key, row in zip(lines, keys, rows):
-            ident = (key, *[row[i] for i in used]) if used else key
-            try:
-                path = paths.get(ident)
-            except TypeError:  # an array in a path column: its text names the file
-                ident = (key, *[repr(row[i]) for i in used])
-                path = paths.get(ident)
+        texts = [csv_column(c) for c in columns] if self.columns else []
+        lines = list(map(",".join, zip(*texts))) if self.columns else [""] * n
+        used = self._used
+        # what a row's file depends on: its key, and the values of the path's columns
+        idents: list[Any] = keys if not used else [tuple(r) for r in zip(keys, *[columns[i] for i in used])]
+        groups: dict[Any, list[str]] = {}
+        try:
+            for ident, line in zip(idents, lines):
+                g = groups.get(ident)
+                if g is None:
+                    groups[ident] = [line]
+                else:
+                    g.append(line)
+        except TypeError:  # an array in a path column: its text names the file
+            groups = {}
+            for ident, line in zip(((i[0], *map(repr, i[1:])) for i in idents), lines):
+                groups.setdefault(ident, []).append(line)
+        pending, paths = self._pending, self._paths
+        for ident, group in groups.items():
+            path = paths.get(ident)
             if path is None:
                 if len(paths) >= 65536:  # e.g. {date} in the template: keep the cache bounded
                     paths.clear()
-                path = paths[ident] = self.path_for(key, {self.columns[i]: row[i] for i in used})
+                key, values = (ident[0], ident[1:]) if used else (ident, ())
+                path = paths[ident] = self.path_for(key, {self.columns[i]: v for i, v in zip(used, values)})
             bucket = pending.get(path)
             if bucket is None:
-                bucket = pending[path] = []
-            bucket.append(line)
-        self.count += len(rows)
-        self._n_pending += len(rows)
+                pending[path] = group
+            else:
+                bucket += group
+        self.count += n
+        self._n_pending += n
         if self._n_pending >= self.buffer_rows:
             self.flush()
 

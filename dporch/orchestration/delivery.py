@@ -32,14 +32,14 @@ class Delivery:
         output = self.output
         assert output is not None, "results are handled only while the outputs are open"
         try:
-            output.write(result.rows, result.keys)
+            output.write(result.columns, result.keys)
         except OutputIOError as exc:
             await self._output_failed(str(exc))
         if output.pending_since is not None:
             self._flush_later()
-        self.buffer.add(result.rows)
+        self.buffer.add(result.columns)
         for edge in self.downstream:  # tasks reading this one: they take the rows before more come
-            await edge.deliver(self.outputs_columns, result.rows, result.seqs)
+            await edge.deliver(self.outputs_columns, result.columns, result.seqs)
         if self._attempts:  # rows sent again that went through this time
             failed = {e["seq"] for e in result.errors}
             for s in result.batch.seqs:
@@ -60,9 +60,10 @@ class Delivery:
             attempt = self._attempts.pop(seq, 0)
             if attempt < eh.retry_count and e["kind"] != "ScriptExit":
                 i = index[seq]
-                self._retry_rows[seq] = (batch.keys[i], batch.rows[i], attempt + 1)
+                row = tuple(c[i] for c in batch.columns)
+                self._retry_rows[seq] = (batch.keys[i], row, attempt + 1)
                 delay = 0.1 * 2 ** attempt  # 100 ms x 2^n
-                self.background.spawn(self._retry(seq, batch.keys[i], batch.rows[i], attempt + 1, delay), "retry")
+                self.background.spawn(self._retry(seq, batch.keys[i], row, attempt + 1, delay), "retry")
                 continue
             self._error(ErrorRecord(self.config.id, "script", e["message"], kind=e["kind"], time=time.time(),
                                     line=e.get("line"), seq=seq, key=e.get("key")))

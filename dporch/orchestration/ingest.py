@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Ingest", "Rows"]
 
-Rows = tuple[list[int], list[Any], list[tuple]]  # sequence numbers, keys, values in schema order
+Rows = tuple[list[int], list[Any], list[list]]  # sequence numbers, keys, a column per schema column
 
 
 class Ingest:
@@ -96,10 +96,10 @@ class Ingest:
         keep = [i for i, s in enumerate(chunk.upstream) if s >= floor and s not in seen]  # type: ignore[arg-type]
         ups = [chunk.upstream[i] for i in keep]  # type: ignore[index]
         seen.update(ups)
-        if len(keep) == len(chunk.records):
+        if len(keep) == len(chunk.upstream):  # type: ignore[arg-type]
             return chunk
-        return Chunk(chunk.header, [chunk.records[i] for i in keep], [chunk.lines[i] for i in keep], chunk.source,
-                     upstream=ups)
+        return Chunk(chunk.header, [], [chunk.lines[i] for i in keep], chunk.source, upstream=ups,
+                     columns=[[c[i] for i in keep] for c in chunk.columns or []])
 
     async def push_chunk(self, chunk: Chunk) -> tuple[int, list[ErrorRecord]]:
         """Rows brought by a request (push_data, attach_file): in now, or IllegalTransition if
@@ -125,20 +125,18 @@ class Ingest:
             await self._enter_error(str(exc))
 
     def _check(self, chunk: Chunk) -> tuple[Rows, list[ErrorRecord]]:
-        """Typed rows in schema order, numbered; bad rows become error records (and are skipped)."""
-        n = len(chunk.records)
+        """Typed columns in schema order, numbered; bad rows become error records (and are skipped)."""
         keys, values, bad = self.checker.check(chunk)
         now = time.time()
         errors = [ErrorRecord(self.config.id, "input", msg, time=now, line=chunk.lines[i], column=col,
                               source=chunk.source) for i, (col, msg) in sorted(bad.items())]
-        rows = list(zip(*values)) if values else [()] * n
-        good = range(n)
         if bad:
-            good = [i for i in good if i not in bad]
-            rows = [rows[i] for i in good]
-        seqs = list(range(self.next_seq, self.next_seq + len(good)))
-        self.next_seq += len(good)
-        return (seqs, [keys[i] for i in good] if bad else keys, rows), errors
+            good = [i for i in range(len(keys)) if i not in bad]
+            keys = [keys[i] for i in good]
+            values = [[c[i] for i in good] for c in values]
+        seqs = list(range(self.next_seq, self.next_seq + len(keys)))
+        self.next_seq += len(keys)
+        return (seqs, keys, values), errors
 
     async def _retry(self, seq: int, key: Any, row: tuple, attempt: int, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -151,7 +149,7 @@ class Ingest:
                     del self._retry_rows[seq]
                     self._retried[seq] = (key, row, attempt)
                     self._attempts[seq] = attempt
-                    await self.rows.emit(([seq], [key], [row]))
+                    await self.rows.emit(([seq], [key], [[v] for v in row]))
                 return
 
     def input_position(self) -> dict[str, Any]:

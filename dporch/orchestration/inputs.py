@@ -291,18 +291,21 @@ class TaskInput(InputPipeline):
         if not self._closed:
             self.done.set()
 
-    async def deliver(self, columns: list[str], rows: list[list], seqs: list[int]) -> None:
-        """Rows of the producer's output with their row numbers there."""
+    async def deliver(self, names: list[str], columns: list[list], seqs: list[int]) -> None:
+        """Rows of the producer's output (as columns) with their row numbers there."""
         if self._match:
-            index = {c: i for i, c in enumerate(columns)}
+            index = {c: i for i, c in enumerate(names)}
             want = [(index.get(k), v) for k, v in self._match]
-            keep = [i for i, r in enumerate(rows) if all(j is not None and r[j] == v for j, v in want)]
-            rows, seqs = [rows[i] for i in keep], [seqs[i] for i in keep]
-        if not rows or self._closed:
+            if any(j is None for j, _ in want):
+                return  # a filter on a column the producer does not have matches nothing
+            keep = [i for i in range(len(seqs)) if all(columns[j][i] == v for j, v in want)]  # type: ignore[index]
+            columns, seqs = [[c[i] for i in keep] for c in columns], [seqs[i] for i in keep]
+        if not seqs or self._closed:
             return
         await self.running.wait()
         assert self.feed is not None
-        await self.feed(Chunk(columns, rows, [s + 1 for s in seqs], f"task:{self.cfg.task}", upstream=seqs), None)
+        await self.feed(Chunk(names, [], [s + 1 for s in seqs], f"task:{self.cfg.task}", upstream=seqs,
+                              columns=columns), None)
 
     def finish(self) -> None:
         """The producer's input has ended: so has this one."""

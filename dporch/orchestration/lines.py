@@ -29,7 +29,8 @@ class Chunk:
     end: dict[str, Any] | None = None  # where the source is after this chunk (files: offset, line, header)
     stream: str | None = None  # a durable TCP sender's stream name
     count: int = 0  # records of the connection (or its stream) up to this chunk's end
-    upstream: list[int] | None = None  # rows of another task: their row numbers there (records are typed values)
+    upstream: list[int] | None = None  # rows of another task: their row numbers there
+    columns: list[list] | None = None  # rows of another task: typed values, a column per header name
 
 
 Logged = Callable[[Chunk], None]

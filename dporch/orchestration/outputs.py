@@ -10,7 +10,6 @@ the routing key (``./output/{stock_code}.csv``). Rows are buffered ``buffer_size
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import sys
@@ -19,7 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine.writers import LazyFile, RowWriter, SplitWriter, safe_file_name
+from ..engine.writers import LazyFile, RowWriter, SplitWriter, csv_column, safe_file_name
 from ..lang.format import csv_header, json_line
 from .config import OutputConfig
 
@@ -59,32 +58,59 @@ class OutputIOError(Exception):
 class OutputBuffer:
     """The last ``maxlen`` output rows of a task, with a running total and subscribers.
 
-    ``rows`` is a ring: once more than ``maxlen`` rows were produced, the oldest are gone and
-    offsets in fetch_output count from the oldest row still held (``first_index`` says which
-    overall row number that is). Rows are kept as value lists and become objects only when
-    read. A subscriber gets a bounded queue; when it is full, new events for that subscriber
-    are dropped and counted instead of buffered without bound."""
+    A ring: once more than ``maxlen`` rows were produced, the oldest are gone and offsets in
+    fetch_output count from the oldest row still held (``first_index`` says which overall row
+    number that is). Rows are kept as the column blocks the units returned (adding a batch is
+    O(1)) and become objects only when read. A subscriber gets a bounded queue; when it is
+    full, new events for that subscriber are dropped and counted instead of buffered without
+    bound."""
 
     def __init__(self, columns: list[str], maxlen: int = 10000):
         self.columns = columns
-        self.rows: deque[list[Any]] = deque(maxlen=maxlen)
+        self.maxlen = maxlen
+        self.blocks: deque[list[list[Any]]] = deque()  # column blocks, oldest first
+        self.held = 0
         self.total = 0
         self.subscribers: list["Subscription"] = []
 
     @property
     def first_index(self) -> int:
-        return self.total - len(self.rows)
+        return self.total - self.held
 
-    def add(self, rows: list[list[Any]]) -> None:
-        self.rows.extend(rows)
-        self.total += len(rows)
+    def add(self, columns: list[list[Any]]) -> None:
+        n = len(columns[0]) if columns else 0
+        if not n:
+            return
+        self.blocks.append(columns)
+        self.held += n
+        self.total += n
+        while self.held > self.maxlen:  # drop the oldest rows beyond maxlen
+            first = self.blocks[0]
+            excess, size = self.held - self.maxlen, len(first[0])
+            if size <= excess:
+                self.blocks.popleft()
+                self.held -= size
+            else:
+                self.blocks[0] = [c[excess:] for c in first]
+                self.held -= excess
         for sub in list(self.subscribers):
-            sub.offer(rows)
+            sub.offer(columns)
 
     def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
         """Rows ``offset .. offset + limit`` of those held, as objects."""
-        cols = self.columns
-        return [dict(zip(cols, r)) for r in itertools.islice(self.rows, offset, offset + limit)]
+        out: list[dict[str, Any]] = []
+        names = self.columns
+        for block in self.blocks:
+            size = len(block[0])
+            if offset >= size:
+                offset -= size
+                continue
+            for row in zip(*(c[offset:offset + limit - len(out)] for c in block)):
+                out.append(dict(zip(names, row)))
+            offset = 0
+            if len(out) >= limit:
+                break
+        return out
 
     def subscribe(self, filt: dict[str, Any] | None = None, maxsize: int = 1000) -> "Subscription":
         sub = Subscription(self, filt or {}, maxsize)
@@ -102,9 +128,9 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
         self.dropped = 0
 
-    def offer(self, rows: list[list[Any]]) -> None:
+    def offer(self, columns: list[list[Any]]) -> None:
         match, cols = self._match, self.buffer.columns
-        for r in rows:
+        for r in zip(*columns):
             if match and any(i is None or r[i] != v for i, v in match):
                 continue
             try:
@@ -118,8 +144,8 @@ class Subscription:
 
 
 class OutputPipeline:
-    """Where a task's output rows go: ``write(rows, keys)`` (buffered), then ``aflush()`` and
-    finally ``aclose()``; both raise OutputIOError when the output cannot be written."""
+    """Where a task's output rows go: ``write(columns, keys)`` (buffered), then ``aflush()``
+    and finally ``aclose()``; both raise OutputIOError when the output cannot be written."""
 
     def __init__(self, cfg: OutputConfig, columns: list[str], task_id: str):
         self.cfg = cfg
@@ -127,7 +153,7 @@ class OutputPipeline:
         self.task_id = task_id
         self.pending_since: float | None = None
 
-    def write(self, rows: list[list], keys: list[Any]) -> None:
+    def write(self, columns: list[list], keys: list[Any]) -> None:
         raise NotImplementedError  # pragma: no cover - interface
 
     async def aflush(self) -> None:
@@ -191,13 +217,13 @@ class _WriterOutput(OutputPipeline):
     def describe(self) -> str:
         return f"{self.cfg.type} {self.cfg.mode} {self.cfg.path or ''}".strip()
 
-    def write(self, rows: list[list], keys: list[Any]) -> None:
-        if not rows:
+    def write(self, columns: list[list], keys: list[Any]) -> None:
+        if not keys:
             return
         if self.pending_since is None:
             self.pending_since = time.monotonic()
         try:
-            self.writer.write_rows(rows, keys)
+            self.writer.write_columns(columns, keys)
             if self.cfg.auto_flush:
                 self._flush()
         except (OSError, ValueError) as exc:  # ValueError: an existing file with another header
@@ -253,14 +279,15 @@ class TcpOutput(OutputPipeline):
     def describe(self) -> str:
         return f"tcp {self.cfg.host}:{self.cfg.port}"
 
-    def write(self, rows: list[list], keys: list[Any]) -> None:
+    def write(self, columns: list[list], keys: list[Any]) -> None:
+        if not keys:
+            return
         if self.pending_since is None:
             self.pending_since = time.monotonic()
         if self.cfg.format == "json":
-            self.lines += [json_line(self.columns, r) for r in rows]
+            self.lines += [json_line(self.columns, list(r)) for r in zip(*columns)]
         else:
-            from ..engine.writers import csv_column
-            texts = [csv_column(c) for c in zip(*rows)] if rows else []
+            texts = [csv_column(c) for c in columns]
             self.lines += [",".join(t) + "\n" for t in zip(*texts)]
 
     async def _connect(self) -> None:
@@ -310,7 +337,7 @@ class TcpOutput(OutputPipeline):
 class NoOutput(OutputPipeline):
     """``type = "none"``: rows go only to the task's buffer, subscribers and downstream tasks."""
 
-    def write(self, rows: list[list], keys: list[Any]) -> None:
+    def write(self, columns: list[list], keys: list[Any]) -> None:
         pass
 
     async def aflush(self) -> None:

@@ -70,12 +70,12 @@ class Unit:
 
 
 class Result(NamedTuple):
-    """One batch's outputs: (sequence number, key, output row) of each output row, the rows
-    that failed, and the batch that was sent."""
+    """One batch's outputs: the sequence number and key of each output row, the output as
+    columns (OUTPUT order), the rows that failed, and the batch that was sent."""
 
     seqs: list[int]
     keys: list[Any]
-    rows: list[list]
+    columns: list[list]
     errors: list[dict]
     batch: Batch
 
@@ -258,8 +258,9 @@ class ComputePool:
                                if u.status in ("error", "stopped")))
 
     # -- data path ------------------------------------------------------------------------------
-    async def submit(self, seqs: list[int], keys: list[Any], rows: list[tuple], arrived: float) -> None:
-        """Route rows to their units; waits while a unit has more than it can send."""
+    async def submit(self, seqs: list[int], keys: list[Any], columns: list[list], arrived: float) -> None:
+        """Route rows (given as columns in schema order) to their units; waits while a unit has
+        more than it can send."""
         if not self.units:
             raise PoolError("the compute pool has no unit")
         targets = self.router.route(keys)
@@ -280,16 +281,19 @@ class ComputePool:
             b = unit.pending
             if not b.seqs:
                 b.first = arrived
+                b.columns = [[] for _ in columns]
                 unit.due = asyncio.get_running_loop().call_later(self.batch_ms, self._close, unit)
             if ix is None:
                 b.seqs += seqs
                 b.keys += keys
-                b.rows += rows
+                for mine, given in zip(b.columns, columns):
+                    mine += given
                 b.arrived += [arrived] * len(seqs)
             else:
                 b.seqs += [seqs[i] for i in ix]
                 b.keys += [keys[i] for i in ix]
-                b.rows += [rows[i] for i in ix]
+                for mine, given in zip(b.columns, columns):
+                    mine += [given[i] for i in ix]
                 b.arrived += [arrived] * len(ix)
             if len(b.seqs) >= self.batch_size:
                 self._close_full(unit)
@@ -305,8 +309,11 @@ class ComputePool:
         n = self.batch_size
         while len(unit.pending.seqs) >= n:
             b = unit.pending
-            rest = Batch(b.seqs[n:], b.keys[n:], b.rows[n:], b.arrived[n:], b.arrived[n] if len(b.seqs) > n else 0.0)
-            del b.seqs[n:], b.keys[n:], b.rows[n:], b.arrived[n:]
+            rest = Batch(b.seqs[n:], b.keys[n:], [c[n:] for c in b.columns], b.arrived[n:],
+                         b.arrived[n] if len(b.seqs) > n else 0.0)
+            del b.seqs[n:], b.keys[n:], b.arrived[n:]
+            for c in b.columns:
+                del c[n:]
             self._close(unit)
             if rest.seqs:
                 unit.pending = rest
@@ -356,8 +363,7 @@ class ComputePool:
     async def _call(self, actor: Any, item: Item, no: int) -> Any:
         try:
             if isinstance(item, Batch):
-                columns = dict(zip(self.columns, map(list, zip(*item.rows))))
-                return await actor.process(no, encode_batch(item.seqs, item.keys, columns))
+                return await actor.process(no, encode_batch(item.seqs, item.keys, dict(zip(self.columns, item.columns))))
             return await actor.snapshot(no, item.full)
         except asyncio.CancelledError:
             raise

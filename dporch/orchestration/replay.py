@@ -22,11 +22,12 @@ __all__ = ["Batch", "Marker", "ReplayLog", "Item"]
 
 @dataclass(eq=False)
 class Batch:
-    """Rows for one actor call, in arrival order."""
+    """Rows for one actor call, in arrival order, held as columns (one list per schema column:
+    they travel to the unit as they are)."""
 
     seqs: list[int] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
-    rows: list[tuple] = field(default_factory=list)  # values in schema order
+    columns: list[list] = field(default_factory=list)  # in schema order
     arrived: list[float] = field(default_factory=list)  # monotonic arrival time per row
     first: float = 0.0
     delivered: bool = False  # its results reached the outputs: a replay drops them

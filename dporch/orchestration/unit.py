@@ -28,7 +28,7 @@ def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list]) -> 
 
 
 def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[dict]]:
-    """(sequence number, key, output row) of each output, and the errors."""
+    """(sequence number and key of each output row, the output columns, the errors)."""
     return pickle.loads(data)
 
 
@@ -112,8 +112,8 @@ class ComputeUnit:
         t0 = time.perf_counter()
         seqs, keys, columns = pickle.loads(payload)
         errors: list[dict] = []
-        rows: list[list] = []
         cur_seqs, cur_keys, data = seqs, keys, columns
+        out: list[list] = [[] for _ in self.outputs]
         for i, ex in enumerate(self.executors):
             res = ex.push_many(data, keys=cur_keys)
             for e in res.errors:
@@ -123,13 +123,11 @@ class ComputeUnit:
                 errors.append(d)
             cur_seqs = [cur_seqs[p] for p in res.positions]
             cur_keys = res.keys
-            rows = res.rows
-            if i + 1 < len(self.executors):
-                names = ex.outputs
-                data = {n: [r[j] for r in rows] for j, n in enumerate(names)}
+            out = [list(c) for c in zip(*res.rows)] if res.rows else [[] for _ in ex.outputs]
+            data = dict(zip(ex.outputs, out))  # the next script's input
         self.rows += len(seqs)
         self.busy += time.perf_counter() - t0
-        return pickle.dumps((cur_seqs, cur_keys, rows, errors), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((cur_seqs, cur_keys, out, errors), protocol=pickle.HIGHEST_PROTOCOL)
 
     def export_state(self, keys: list[Any] | None = None) -> bytes:
         return pickle.dumps([ex.export_state(keys) for ex in self.executors])

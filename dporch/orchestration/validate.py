@@ -86,8 +86,8 @@ class RowChecker:
         return (list(col) if "" not in col else [c or None for c in col]), values
 
     def _typed(self, chunk: Chunk, bad: Bad) -> tuple[list[Any], list[list]]:
-        header, n = chunk.header or [], len(chunk.records)
-        cols = list(zip(*chunk.records)) if chunk.records else []
+        header, n = chunk.header or [], len(chunk.upstream or [])
+        cols = chunk.columns or []
         values = self._columns(header, cols, n, lambda c, t, on_bad: value_column(list(c), t, on_bad), bad,
                                f"required column {{name!r}} is not in task {self.producer!r}'s output")
         kj = header.index(self.key) if self.key in header else None
