@@ -225,7 +225,7 @@ class TcpInput(InputPipeline):
                 while True:
                     chunk = split.feed(data, final=not data)
                     if chunk:
-                        count += len(chunk.records)
+                        count += chunk.size
                         chunk.stream, chunk.count = stream, count
                         await feed(chunk, acks)
                     if not data or self._closed:

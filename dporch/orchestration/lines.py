@@ -30,7 +30,17 @@ class Chunk:
     stream: str | None = None  # a durable TCP sender's stream name
     count: int = 0  # records of the connection (or its stream) up to this chunk's end
     upstream: list[int] | None = None  # rows of another task: their row numbers there
-    columns: list[list] | None = None  # rows of another task: typed values, a column per header name
+    # the records as columns, a list per header name: CSV cells of well-formed lines, or the
+    # typed values of another task's rows (then ``records`` is empty)
+    columns: list[list] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.lines)
+
+    def rows(self) -> list[Any]:
+        """The records one by one (rows of cells, objects, or ValueErrors), however held."""
+        return [list(r) for r in zip(*self.columns)] if self.columns is not None else self.records
 
 
 Logged = Callable[[Chunk], None]
@@ -69,11 +79,14 @@ class LineSplitter:
             text = lines
             if self.fmt == "csv" and self.header is not None and text and "\n\n" not in text \
                     and text[0] != "\n" and not any(c in text for c in '" \t\r'):  # no quotes, blanks or blank lines
-                rows = text.split("\n")
-                first = self.line + 1
-                self.line += len(rows)
-                return Chunk(self.header, [x.split(",") for x in rows], list(range(first, self.line + 1)),
-                             self.source, self.position)
+                n = text.count("\n") + 1
+                cells = text.replace("\n", ",").split(",")
+                width = len(self.header)
+                if len(cells) == width * n:  # every line has its cells: the columns are slices
+                    first = self.line + 1
+                    self.line += n
+                    return Chunk(self.header, [], list(range(first, self.line + 1)), self.source, self.position,
+                                 columns=[cells[j::width] for j in range(width)])
             lines = text.split("\n")
         return self._records(lines, final)
 

@@ -64,19 +64,22 @@ class RowChecker:
 
     def _csv(self, chunk: Chunk, bad: Bad) -> tuple[list[Any], list[list]]:
         header, records = chunk.header or [], chunk.records
-        n, width = len(records), len(chunk.header or [])
-        try:
-            well_formed = set(map(len, records)) <= {width}
-        except TypeError:  # a ValueError among the records: a line that could not be read
-            well_formed = False
-        if not well_formed:
-            for i, rec in enumerate(records):
-                if isinstance(rec, ValueError):
-                    bad[i] = (None, str(rec))
-                elif len(rec) != width:
-                    bad[i] = (None, f"expected {width} cells, got {len(rec)}")
-            records = [r if i not in bad else [""] * width for i, r in enumerate(records)]
-        cols = list(zip(*records)) if records else []
+        n, width = chunk.size, len(chunk.header or [])
+        if chunk.columns is not None:  # well-formed lines, already split into columns
+            cols = chunk.columns
+        else:
+            try:
+                well_formed = set(map(len, records)) <= {width}
+            except TypeError:  # a ValueError among the records: a line that could not be read
+                well_formed = False
+            if not well_formed:
+                for i, rec in enumerate(records):
+                    if isinstance(rec, ValueError):
+                        bad[i] = (None, str(rec))
+                    elif len(rec) != width:
+                        bad[i] = (None, f"expected {width} cells, got {len(rec)}")
+                records = [r if i not in bad else [""] * width for i, r in enumerate(records)]
+            cols = list(zip(*records)) if records else []
         values = self._columns(header, cols, n, lambda c, t, on_bad: text_column(c, t, on_bad, exact=True), bad,
                                "required column {name!r} is missing from the header")
         kj = header.index(self.key) if self.key in header else None
@@ -86,7 +89,7 @@ class RowChecker:
         return (list(col) if "" not in col else [c or None for c in col]), values
 
     def _typed(self, chunk: Chunk, bad: Bad) -> tuple[list[Any], list[list]]:
-        header, n = chunk.header or [], len(chunk.upstream or [])
+        header, n = chunk.header or [], chunk.size
         cols = chunk.columns or []
         values = self._columns(header, cols, n, lambda c, t, on_bad: value_column(list(c), t, on_bad), bad,
                                f"required column {{name!r}} is not in task {self.producer!r}'s output")

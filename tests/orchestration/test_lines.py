@@ -20,10 +20,10 @@ def read(data: bytes, fmt: str = "csv", cuts: list[int] | None = None) -> list[t
         chunk = split.feed(data[start:p])
         start = p
         if chunk:
-            out += list(zip(chunk.lines, chunk.records))
+            out += list(zip(chunk.lines, chunk.rows()))
     chunk = split.feed(b"", final=True)
     if chunk:
-        out += list(zip(chunk.lines, chunk.records))
+        out += list(zip(chunk.lines, chunk.rows()))
     assert split.offset == len(data)
     return [(line, rec if not isinstance(rec, ValueError) else ("bad", str(rec))) for line, rec in out]
 
@@ -60,8 +60,8 @@ def test_a_line_without_end_is_skipped_in_linear_time():
         sizes[mb] = time.perf_counter() - t
         assert split._held == 0  # nothing of it is kept
         chunk = split.feed(b"\nA,1\n")
-        assert [str(r) for r in chunk.records][0].startswith("a line longer than")
-        assert chunk.records[1] == ["A", "1"] and chunk.lines == [2, 3]
+        assert [str(r) for r in chunk.rows()][0].startswith("a line longer than")
+        assert chunk.rows()[1] == ["A", "1"] and chunk.lines == [2, 3]
     assert sizes[16] < 1.0  # 16 MB of garbage: far from the seconds a quadratic copy took
 
 
