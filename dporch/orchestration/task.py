@@ -95,6 +95,7 @@ class Task:
         self.error_count = 0
         self.next_seq = 0
         self.latencies: deque[float] = deque(maxlen=2000)
+        self.latency_samples = 0  # latencies ever appended (the deque keeps the last 2,000)
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self.started_at: float | None = None
         self.stopped_at: float | None = None
@@ -642,8 +643,9 @@ class Task:
                     self._attempts.pop(s, None)
         arrived = result.batch.arrived
         now = time.monotonic()
-        for t in arrived[:: max(1, len(arrived) // 16)]:
-            self.latencies.append(now - t)
+        sampled = arrived[:: max(1, len(arrived) // 16)]
+        self.latencies.extend(now - t for t in sampled)
+        self.latency_samples += len(sampled)  # monitors read the samples added since they last looked
         self.processed += len(arrived) - len({e["seq"] for e in result.errors})
 
     async def _script_errors(self, result: Result) -> None:
