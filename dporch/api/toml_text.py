@@ -25,7 +25,12 @@ def task_from_toml(text: str) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise ConfigError([_issue(f"not valid TOML: {exc}", int(m.group(1)) if m else None)]) from None
+        if m:
+            line: int | None = int(m.group(1))
+        else:  # "at end of document": the last line with something on it
+            lines = text.splitlines()
+            line = max((i + 1 for i, t in enumerate(lines) if t.strip()), default=None)
+        raise ConfigError([_issue(f"not valid TOML: {exc}", line)]) from None
     if "task" in data:
         tasks = data["task"]
         if not isinstance(tasks, list) or len(tasks) != 1 or not isinstance(tasks[0], dict):

@@ -114,6 +114,9 @@ class DporchPlugin(SchedulerPlugin):
 
     def ingest(self, ev: dict[str, Any]) -> None:
         source, t = str(ev["source"]), float(ev["time"])
+        if ev.get("closing"):  # that dporch serve stopped
+            self._forget(source)
+            return
         if source not in self.sources and self.sources:
             self.sources[source] = t
             self._rekey()
@@ -144,20 +147,29 @@ class DporchPlugin(SchedulerPlugin):
         self._forget_silent(t)
 
     def _rekey(self) -> None:
-        """A second server started publishing: names become 'task @ server'."""
+        """The number of servers publishing went past one or back to one: names become
+        'task @ server', or plain task ids again."""
         old, self.series = self.series, {}
-        for s in old.values():
+        changed = False
+        for k, s in old.items():
             s.key = self.key(s.source, s.task_id)
+            changed |= s.key != k
             self.series[s.key] = s
-        self.calls.clear()
+        if changed:
+            self.calls.clear()  # the unit stream starts over under the new names
 
     def _forget_silent(self, now: float) -> None:
         for source, last in list(self.sources.items()):
             if now - last > SOURCE_TIMEOUT:
-                del self.sources[source]
-                self.units.pop(source, None)
-                for key in [k for k, s in self.series.items() if s.source == source]:
-                    del self.series[key]
+                self._forget(source)
+
+    def _forget(self, source: str) -> None:
+        if self.sources.pop(source, None) is None:
+            return
+        self.units.pop(source, None)
+        for key in [k for k, s in self.series.items() if s.source == source]:
+            del self.series[key]
+        self._rekey()
 
     # -- what pages read ------------------------------------------------------------------------------
     def task_keys(self) -> list[str]:

@@ -76,10 +76,19 @@ class DashboardPublisher:
         self.monitor.listeners.append(self.on_tick)
 
     async def close(self) -> None:
+        """Stop publishing; a scheduler that had our events forgets this server's tasks now
+        (one last event says so) rather than showing them until they time out."""
         if self.on_tick in self.monitor.listeners:
             self.monitor.listeners.remove(self.on_tick)
         if self._sending is not None and not self._sending.done():
             self._sending.cancel()
+        client = self.client_of()
+        if self.enabled and client is not None and getattr(client, "status", None) == "running":
+            try:
+                bye = json.dumps({"v": FORMAT, "source": self.source, "time": time.time(), "closing": True})
+                await asyncio.wait_for(client.log_event(TOPIC, bye), 2)
+            except Exception:  # noqa: BLE001 - the scheduler may be gone already
+                pass
 
     def on_tick(self, now: float, samples: dict[str, dict[str, Any]], spans: list[tuple]) -> None:
         if self._sending is not None and not self._sending.done():

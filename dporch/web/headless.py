@@ -55,7 +55,35 @@ def chromium(width: int = 1440, height: int = 1000) -> Iterator[Any]:
     try:
         yield driver
     finally:
+        procs = _processes(driver)
         try:
             driver.quit()
         finally:
+            _reap(procs)
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def _processes(driver: Any) -> list[Any]:
+    """chromedriver and every process under it (the browser, its renderers)."""
+    try:
+        import psutil
+
+        root = psutil.Process(driver.service.process.pid)
+        return [root, *root.children(recursive=True)]
+    except Exception:  # noqa: BLE001 - gone already, or no psutil
+        return []
+
+
+def _reap(procs: list[Any], timeout: float = 5.0) -> None:
+    """Wait for them to end after quit(); kill what is left."""
+    if not procs:
+        return
+    import psutil
+
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
