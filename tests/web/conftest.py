@@ -123,8 +123,11 @@ class WS:
                 return msg
 
     def close(self) -> None:
-        self.conn.close()
-        self.loop.run_until_complete(asyncio.sleep(0.01))
+        async def close() -> None:
+            self.conn.close()
+            await asyncio.sleep(0.01)
+
+        self.loop.run_until_complete(close())
         self.loop.close()
 
 

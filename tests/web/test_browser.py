@@ -34,9 +34,13 @@ def browser():
 
 
 def until(driver: Any, what: Callable[[Any], Any], timeout: float = 30, message: str = "") -> Any:
+    """What ``what(driver)`` returns once it is true; the live parts of the pages are redrawn
+    every second, so an element found may be replaced before it is read: that is retried."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(what, message)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=[StaleElementReferenceException]).until(what, message)
 
 
 def css(driver: Any, selector: str, timeout: float = 30) -> Any:
