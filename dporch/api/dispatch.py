@@ -85,6 +85,7 @@ class Session:
         self.authenticated = authenticated
         self.lock = asyncio.Lock()
         self.subscriptions: dict[str, tuple[Any, asyncio.Task]] = {}
+        self.skipped: dict[str, int] = {}  # events a subscription's max_rate left out
 
     async def send(self, msg: dict[str, Any]) -> None:
         async with self.lock:
@@ -287,21 +288,34 @@ class Dispatcher:
                 "rows": to_json_value(rows)}, "output rows"
 
     # -- subscriptions ---------------------------------------------------------------------------------
-    def _subscribe(self, session: Session, rid: Any, sub: Any, event: str) -> str:
-        """Stream what arrives in ``sub.queue`` to the session as ``event`` messages."""
+    def _subscribe(self, session: Session, rid: Any, sub: Any, event: str, max_rate: float | None = None) -> str:
+        """Stream what arrives in ``sub.queue`` to the session as ``event`` messages; with
+        ``max_rate``, at most that many a second (a burst of one second's worth), the others
+        skipped and counted with the dropped ones."""
         self._sub_ids += 1
         sid = f"s{self._sub_ids}"
+        loop = asyncio.get_running_loop()
 
         async def pump() -> None:
-            sent_dropped = 0
+            sent_dropped = skipped = 0
+            allowance, last = max_rate or 0.0, loop.time()
             try:
                 while True:
                     item = await sub.queue.get()
+                    if max_rate is not None:
+                        now = loop.time()
+                        allowance = min(max_rate, allowance + (now - last) * max_rate)
+                        last = now
+                        if allowance < 1:
+                            skipped += 1
+                            session.skipped[sid] = skipped
+                            continue
+                        allowance -= 1
                     msg = {"status": "ok", "event": event, "data": to_json_value(item), "subscription": sid}
                     if rid is not None:
                         msg["id"] = rid
-                    if sub.dropped != sent_dropped:
-                        msg["dropped"] = sent_dropped = sub.dropped
+                    if sub.dropped + skipped != sent_dropped:
+                        msg["dropped"] = sent_dropped = sub.dropped + skipped
                     await asyncio.wait_for(session.send(msg), timeout=SEND_TIMEOUT)
             except (asyncio.TimeoutError, ConnectionError):
                 sub.close()  # a subscriber that stopped reading is dropped
@@ -314,8 +328,15 @@ class Dispatcher:
     async def _subscribe_output(self, params: dict[str, Any], *, session: Session, rid: Any) -> tuple[Any, str]:
         task = self._task(params)
         filt = _param(params, "filter", dict, {})
-        sid = self._subscribe(session, rid, task.buffer.subscribe(filt), "output")
-        return {"subscription": sid, "task_id": task.config.id, "filter": filt}, "subscribed; send unsubscribe to stop"
+        max_rate = _param(params, "max_rate", (int, float), None)
+        if max_rate is not None and not 0 < max_rate <= 1_000_000:
+            raise APIError("bad_request", f"parameter max_rate must be a number of rows per second in (0, 1000000], "
+                                          f"got {max_rate}")
+        sid = self._subscribe(session, rid, task.buffer.subscribe(filt), "output", max_rate)
+        data = {"subscription": sid, "task_id": task.config.id, "filter": filt}
+        if max_rate is not None:
+            data["max_rate"] = max_rate
+        return data, "subscribed; send unsubscribe to stop"
 
     async def _subscribe_stats(self, params: dict[str, Any], *, session: Session, rid: Any) -> tuple[Any, str]:
         tid = _param(params, "task_id", str, None)
@@ -337,7 +358,7 @@ class Dispatcher:
                 raise APIError("not_found", f"no subscription {s!r} on this connection")
             entry[0].close()
             entry[1].cancel()
-            dropped += entry[0].dropped
+            dropped += entry[0].dropped + session.skipped.pop(s, 0)
         return {"unsubscribed": ids, "dropped": dropped}, "unsubscribed"
 
     async def _get_errors(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:

@@ -7,9 +7,9 @@ import math
 import zlib
 from typing import Any
 
-from bokeh.layouts import column, row
+from bokeh.layouts import column, gridplot, row
 from bokeh.models import (ColumnDataSource, DataRange1d, DataTable, Div, FactorRange, HoverTool,
-                          HTMLTemplateFormatter, NumberFormatter, Range1d, Select, Span, TableColumn)
+                          HTMLTemplateFormatter, LinearAxis, NumberFormatter, Range1d, Select, Span, TableColumn)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -36,6 +36,10 @@ def _num(v: Any, digits: int = 1) -> str:
 
 _TASK_CELL = HTMLTemplateFormatter(template='<span style="color:<%= color %>">&#9632;</span> <%= value %>')
 _STATE_CELL = HTMLTemplateFormatter(template='<span style="color:<%= state_color %>"><%= value %></span>')
+NOTE = ("<p style='margin:18px 0 0 12px;color:#555'>The plots show the selected task over the last ten minutes; "
+        "the table, every task now. Figures come from <code>dporch serve</code> once a second as Dask events "
+        "(topic <code>dporch</code>). Compute units are Dask actors: their calls are not Dask tasks, so Task "
+        "Stream and Progress do not show them; the unit stream below does.</p>")
 STATE_COLORS = {"ready": "#6c757d", "running": "#2e7d32", "paused": "#ef6c00", "stopped": "#455a64",
                 "error": "#c62828"}
 
@@ -45,60 +49,71 @@ class DporchPage:
         self.plugin = plugin
         self.selected: str | None = None
         self.count = 0  # points of the selected task already on the page
-        self.calls = plugin.call_count  # calls already in the unit stream (older ones are not shown)
+        # calls already streamed: a new page starts with the last STREAM_BARS the plugin holds
+        self.calls = plugin.call_count - min(len(plugin.calls), STREAM_BARS)
 
         self.select = Select(title="Task", options=[], width=320, name="dporch-task-select")
         self.select.on_change("value", self._chosen)
-        self.summary = Div(text="", name="dporch-summary", sizing_mode="stretch_width")
-        self.note = Div(text=(
-            "<p style='margin:0;color:#555'>Published by <code>dporch serve</code> once a second as Dask events "
-            "(topic <code>dporch</code>). Compute units are Dask actors: their calls are not Dask tasks, so "
-            "Task Stream and Progress do not show them; the unit stream below does.</p>"),
-            sizing_mode="stretch_width")
+        self.note = Div(text="", sizing_mode="stretch_width", name="dporch-note")
 
         self.series = ColumnDataSource(data={name: [] for name in ("time", *SERIES)}, name="dporch-series")
         x = DataRange1d(follow="end", follow_interval=WINDOW_MS, range_padding=0)
-        tools = "pan,xwheel_zoom,box_zoom,reset"
 
-        def ts(title: str, name: str, y_start: float | None = 0) -> Any:
-            fig = figure(title=title, name=name, x_axis_type="datetime", x_range=x, height=210,
-                         sizing_mode="stretch_width", tools=tools, toolbar_location="above")
-            if y_start is not None:
-                fig.y_range = DataRange1d(start=y_start, range_padding=0.1)
-            fig.add_tools(HoverTool(tooltips=[("time", "@time{%H:%M:%S}")] +
-                                    [(n, f"@{n}") for n in SERIES if n != "error_count"],
-                                    formatters={"@time": "datetime"}, mode="vline"))
+        # Three figures with a second y axis each (not six: every figure is redrawn each second,
+        # and the browser's cost is mostly per figure), one toolbar for the three.
+        def ts(title: str, name: str, left: str, right: str) -> Any:
+            fig = figure(title=title, name=name, x_axis_type="datetime", x_range=x, height=230,
+                         sizing_mode="stretch_width", tools="xpan,xwheel_zoom,box_zoom,reset",
+                         y_range=DataRange1d(start=0, range_padding=0.1))
+            fig.extra_y_ranges = {"right": DataRange1d(start=0, range_padding=0.1)}
+            fig.add_layout(LinearAxis(y_range_name="right", axis_label=right), "right")
+            fig.yaxis[0].axis_label = left
             return fig
 
-        f_rows = ts("Rows per second", "dporch-rows")
-        f_rows.line("time", "rows_per_second", source=self.series, line_width=2, color="#1f77b4")
-        f_load = ts("Load rate against the scale threshold", "dporch-load")
+        def hover(fig: Any, fields: list[tuple[str, str]]) -> None:
+            fig.add_tools(HoverTool(tooltips=[("time", "@time{%H:%M:%S}")] + fields,
+                                    formatters={"@time": "datetime"}, mode="vline"))
+
+        f_rows = ts("Rows per second, errors per second", "dporch-rows", "rows/s", "errors/s")
+        f_rows.vbar(x="time", top="errors_per_second", width=800, source=self.series, color="#d62728",
+                    y_range_name="right", legend_label="errors/s")
+        f_rows.line("time", "rows_per_second", source=self.series, line_width=2, color="#1f77b4",
+                    legend_label="rows/s")
+        hover(f_rows, [("rows/s", "@rows_per_second{0,0.0}"), ("errors/s", "@errors_per_second"),
+                       ("errors", "@error_count{0,0}")])
+        f_load = ts("Load rate against the scale threshold; compute units", "dporch-load", "load rate", "units")
         f_load.y_range = Range1d(0, 1.05)
+        f_load.step("time", "max_pool_size", source=self.series, line_dash="dashed", color="#7f7f7f",
+                    legend_label="units max", mode="after", y_range_name="right")
+        f_load.step("time", "compute_pool_size", source=self.series, line_width=2, color="#2ca02c",
+                    legend_label="units held", mode="after", y_range_name="right")
+        f_load.line("time", "active_workers", source=self.series, color="#ff7f0e", legend_label="units busy",
+                    y_range_name="right")
         f_load.line("time", "load_rate", source=self.series, line_width=2, color="#9467bd", legend_label="load")
         f_load.line("time", "scale_threshold", source=self.series, line_dash="dashed", color="#d62728",
                     legend_label="threshold")
-        f_pool = ts("Compute units: busy, held, max", "dporch-pool")
-        f_pool.step("time", "max_pool_size", source=self.series, line_dash="dashed", color="#7f7f7f",
-                    legend_label="max", mode="after")
-        f_pool.step("time", "compute_pool_size", source=self.series, line_width=2, color="#2ca02c",
-                    legend_label="held", mode="after")
-        f_pool.line("time", "active_workers", source=self.series, color="#ff7f0e", legend_label="busy")
-        f_queue = ts("Queue length (rows waiting or in flight)", "dporch-queue")
-        f_queue.line("time", "queue_length", source=self.series, line_width=2, color="#8c564b")
-        f_lat = ts("Latency, arrival to result (ms)", "dporch-latency")
+        hover(f_load, [("load", "@load_rate{0.00}"), ("threshold", "@scale_threshold{0.00}"),
+                       ("units busy/held/max", "@active_workers/@compute_pool_size/@max_pool_size")])
+        f_lat = ts("Latency, arrival to result; queue length", "dporch-latency", "ms", "rows queued")
+        f_lat.varea(x="time", y1=0, y2="queue_length", source=self.series, color="#8c564b", alpha=0.25,
+                    y_range_name="right", legend_label="queue")
         f_lat.line("time", "latency_ms_p50", source=self.series, line_width=2, color="#17becf", legend_label="p50")
         f_lat.line("time", "latency_ms_p99", source=self.series, line_width=2, color="#e377c2", legend_label="p99")
-        f_err = ts("Errors per second", "dporch-errors")
-        f_err.vbar(x="time", top="errors_per_second", width=800, source=self.series, color="#d62728")
-        for fig in (f_load, f_pool, f_lat):
+        hover(f_lat, [("p50 ms", "@latency_ms_p50{0.0}"), ("p99 ms", "@latency_ms_p99{0.0}"),
+                      ("queue", "@queue_length{0,0}")])
+        for fig in (f_rows, f_load, f_lat):
             fig.legend.location = "top_left"
             fig.legend.background_fill_alpha = 0.6
             fig.legend.label_text_font_size = "8pt"
-        self.figures = [f_rows, f_load, f_pool, f_queue, f_lat, f_err]
+            fig.legend.spacing = 0
+            fig.legend.padding = 4
+        self.figures = [f_rows, f_load, f_lat]
+        self.timeseries = gridplot([self.figures], sizing_mode="stretch_width", toolbar_location="right",
+                                   merge_tools=True)
 
         self.tasks = ColumnDataSource(data=self._task_rows(), name="dporch-tasks")
         num = NumberFormatter(format="0,0.0")
-        self.tasks_table = DataTable(source=self.tasks, name="dporch-tasks-table", height=140, index_position=None,
+        self.tasks_table = DataTable(source=self.tasks, name="dporch-tasks-table", height=_table_height(0), index_position=None,
                                      sizing_mode="stretch_width", columns=[
             TableColumn(field="task", title="task", formatter=_TASK_CELL),
             TableColumn(field="status", title="state", formatter=_STATE_CELL),
@@ -113,7 +128,7 @@ class DporchPage:
         ])
 
         self.units = ColumnDataSource(data=self._unit_rows(), name="dporch-units")
-        self.units_table = DataTable(source=self.units, name="dporch-units-table", height=160, index_position=None,
+        self.units_table = DataTable(source=self.units, name="dporch-units-table", height=_table_height(0), index_position=None,
                                      sizing_mode="stretch_width", columns=[
             TableColumn(field="unit", title="compute unit", formatter=_TASK_CELL),
             TableColumn(field="worker", title="worker"),
@@ -131,7 +146,8 @@ class DporchPage:
                                  name="dporch-unit-stream-figure", x_axis_type="datetime", height=220,
                                  y_range=FactorRange(factors=[]), sizing_mode="stretch_width",
                                  x_range=DataRange1d(follow="end", follow_interval=STREAM_MS, range_padding=0),
-                                 tools="pan,xwheel_zoom,box_zoom,reset", toolbar_location="above")
+                                 tools="xpan,xwheel_zoom,reset", toolbar_location="right")
+        self.stream_fig.toolbar.autohide = True
         self.stream_fig.hbar(y="unit", left="start", right="end", height=0.8, color="color", source=self.stream,
                              line_color=None)
         self.stream_fig.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("task", "@task"), ("rows", "@rows"),
@@ -141,11 +157,9 @@ class DporchPage:
         self.stream_fig.add_layout(self.now_line)
 
         self.root = column(
-            row(self.select, self.summary, sizing_mode="stretch_width"),
-            self.note,
+            row(self.select, self.note, sizing_mode="stretch_width"),
             self.tasks_table,
-            row(f_rows, f_load, f_pool, sizing_mode="stretch_width"),
-            row(f_queue, f_lat, f_err, sizing_mode="stretch_width"),
+            self.timeseries,
             self.stream_fig,
             self.units_table,
             sizing_mode="stretch_width", name="dporch-root")
@@ -212,22 +226,12 @@ class DporchPage:
         if new["time"]:
             self.series.stream(new, rollover=self.plugin.history)
 
-    def _summary(self) -> str:
-        s = self.plugin.series.get(self.selected) if self.selected else None
-        if s is None:
-            st = self.plugin.status()
-            return ("<p style='margin-top:22px'>No dporch task has reported yet "
-                    f"({st['events']} events from {len(st['sources'])} server(s)). Start <code>dporch serve</code> "
-                    "against this scheduler.</p>")
-        v = s.latest
-        color = STATE_COLORS.get(v.get("status"), "#000")
-        return (f"<div style='margin-top:18px;font-size:14px'><b style='color:{color_of(s.key)}'>&#9632;</b> "
-                f"<b>{s.task_id}</b> <span style='color:{color}'>{v.get('status')}</span> · "
-                f"{_num(v.get('rows_per_second'))} rows/s · load {_num(v.get('load_rate'), 2)} "
-                f"(threshold {_num(v.get('scale_threshold'), 2)}) · units {v.get('active_workers', 0)} busy / "
-                f"{v.get('compute_pool_size', 0)} held / {v.get('max_pool_size', 0)} max · queue "
-                f"{v.get('queue_length', 0):,} · p50 {_num(v.get('latency_ms_p50'))} ms, p99 "
-                f"{_num(v.get('latency_ms_p99'))} ms · {v.get('error_count', 0):,} errors</div>")
+    def _note(self) -> str:
+        if self.plugin.series:
+            return NOTE
+        st = self.plugin.status()
+        return (f"<p style='margin:18px 0 0 12px'>No dporch task has reported yet ({st['events']} events from "
+                f"{len(st['sources'])} server(s)). Start <code>dporch serve</code> against this scheduler.</p>")
 
     def update(self) -> None:
         keys = self.plugin.task_keys()
@@ -240,9 +244,15 @@ class DporchPage:
             if self.selected is not None and self.select.value != self.selected:
                 self.select.value = self.selected
         self._stream_series()
-        self.summary.text = self._summary()
+        note = self._note()
+        if self.note.text != note:  # changing a Div lays the whole page out again: only when needed
+            self.note.text = note
         self.tasks.data = self._task_rows()
         self.units.data = self._unit_rows()
+        for table, source in ((self.tasks_table, self.tasks), (self.units_table, self.units)):
+            height = _table_height(len(next(iter(source.data.values()))))
+            if table.height != height:
+                table.height = height
         calls = self.plugin.calls_since(self.calls)
         self.calls = self.plugin.call_count
         units = sorted({u["id"] for u in self.plugin.all_units()} | {c[1] for c in calls})
@@ -255,6 +265,10 @@ class DporchPage:
                                 "rows": [c[4] for c in calls], "ms": [c[3] - c[2] for c in calls],
                                 "color": [color_of(c[0]) for c in calls]}, rollover=STREAM_BARS)
             self.now_line.location = calls[-1][3]
+
+
+def _table_height(rows: int) -> int:
+    return 32 + 25 * min(max(rows, 1), 12)
 
 
 def dporch_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:

@@ -132,8 +132,7 @@ class DporchPlugin(SchedulerPlugin):
             if s is None:
                 s = self.series[key] = TaskSeries(key, str(sample["id"]), source, self.history)
             s.append(t, sample)
-        for key in [k for k, s in self.series.items() if s.source == source and k not in seen]:
-            del self.series[key]  # deleted tasks
+        self._drop({k for k, s in self.series.items() if s.source == source and k not in seen})  # deleted tasks
         ufields = ev["unit_fields"]
         units = [dict(zip(ufields, row)) for row in ev["units"]]
         for u in units:
@@ -167,9 +166,18 @@ class DporchPlugin(SchedulerPlugin):
         if self.sources.pop(source, None) is None:
             return
         self.units.pop(source, None)
-        for key in [k for k, s in self.series.items() if s.source == source]:
-            del self.series[key]
+        self._drop({k for k, s in self.series.items() if s.source == source})
         self._rekey()
+
+    def _drop(self, keys: set[str]) -> None:
+        """Tasks gone: their series, and their calls from the unit stream."""
+        if not keys:
+            return
+        for key in keys:
+            del self.series[key]
+        kept = [c for c in self.calls if c[0] not in keys]
+        self.calls.clear()
+        self.calls.extend(kept)
 
     # -- what pages read ------------------------------------------------------------------------------
     def task_keys(self) -> list[str]:

@@ -91,6 +91,7 @@ class WS:
 
         self.loop = asyncio.new_event_loop()
         self.seq = 0
+        self.events: dict[str, int] = {}  # events skipped by call(), by kind
         ws_url = url.replace("http://", "ws://").rstrip("/") + "/ws"
         request = HTTPRequest(ws_url, headers={"Origin": url.rstrip("/"), **(headers or {})})
         async def connect() -> Any:
@@ -121,6 +122,8 @@ class WS:
             msg = self.read()
             if msg.get("id") == rid and "event" not in msg:
                 return msg
+            if "event" in msg:
+                self.events[msg["event"]] = self.events.get(msg["event"], 0) + 1
 
     def close(self) -> None:
         async def close() -> None:

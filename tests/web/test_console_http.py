@@ -110,6 +110,27 @@ def test_data_actions_and_subscriptions_over_the_websocket(console, tmp_path):
         ws.close()
 
 
+def test_max_rate_bounds_the_output_events_and_counts_the_others(console, tmp_path):
+    """What the console's output window asks for: at most max_rate rows a second."""
+    ws = WS(web_url(console))
+    try:
+        ws.call("create_task", seq_task(tmp_path, "fast"))
+        ws.call("start_task", {"task_id": "fast"})
+        sub = ws.call("subscribe_output", {"task_id": "fast", "max_rate": 5})
+        assert sub["data"]["max_rate"] == 5
+        bad = ws.call("subscribe_output", {"task_id": "fast", "max_rate": 0})
+        assert bad["code"] == "bad_request" and "max_rate" in bad["message"]
+        ws.call("push_data", {"task_id": "fast", "data": [{"k": f"K{i % 3}", "seq": i, "x": 1} for i in range(1000)]})
+        with Client("127.0.0.1", console.port) as c:
+            wait_for(lambda: c.get_task("fast")["stats"]["processed_count"] == 1000)
+        assert ws.call("ping")["status"] == "ok"  # the events before the answer are read (and counted)
+        answer = ws.call("unsubscribe", {"subscription": sub["data"]["subscription"]})
+        shown = ws.events.get("output", 0)
+        assert 1 <= shown < 100 and shown + answer["data"]["dropped"] == 1000
+    finally:
+        ws.close()
+
+
 def test_subscribe_stats_sends_everything_then_only_what_changed(console, tmp_path):
     with Client("127.0.0.1", console.port) as c:
         c.create_task(seq_task(tmp_path, "a"))

@@ -268,14 +268,20 @@ function parseRows(text, format) {
   const header = records[0].map((h) => h.trim());
   return records.slice(1).map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] === undefined ? "" : r[i]])));
 }
-function parseFilter(text) {
+// "column=value, ..." as an equality filter. A value is compared with the output cell as it is
+// typed: text for a column the schema declares string (600001 stays "600001"), a number or
+// boolean for number and boolean columns, and JSON when it parses for a column it does not know.
+function parseFilter(text, types = {}) {
   const filt = {};
   for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
     const at = part.indexOf("=");
     if (at <= 0) throw new Error(`"${part}" is not column=value`);
     const k = part.slice(0, at).trim(), v = part.slice(at + 1).trim();
     let value = v;
-    try { value = JSON.parse(v); } catch (e) { value = v; }
+    if (types[k] !== "string") {
+      try { value = JSON.parse(v); } catch (e) { value = v; }
+      if (typeof value === "object" && value !== null) value = v;
+    }
     filt[k] = value;
   }
   return filt;
@@ -497,25 +503,40 @@ function taskPage(api, app, id) {
   const outInfo = el("span", {class: "muted", id: "output-info"});
   const filterBox = el("input", {id: "output-filter", placeholder: "stock_code=000001", "aria-label": "key filter"});
   const filterMsg = el("span", {class: "msg"});
-  let outSub = null, outCount = 0, outHeader = null;
-  const MAX_LINES = 500;
+  let outSub = null, outCount = 0, outHeader = null, columnTypes = {}, outDropped = 0;
+  const MAX_LINES = 500, MAX_RATE = 50;  // rows kept on screen; rows a second the server sends
+  let pending = [], drawing = false;
+  // New rows are drawn together, at most four times a second, whatever their rate.
+  function drawOutput() {
+    drawing = false;
+    const rows = pending.slice(-MAX_LINES);
+    pending = [];
+    out.append(...rows.map((row) => el("div", {class: "row", text: outHeader.map((c) => row[c] === null ? "" : row[c]).join(",")})));
+    while (out.childElementCount > MAX_LINES + 1) out.children[1].remove();
+    outInfo.textContent = `${num(outCount, 0)} row${outCount === 1 ? "" : "s"}` +
+      (outDropped ? ` (${num(outDropped, 0)} not shown: more than ${MAX_RATE} a second)` : "");
+    out.scrollTop = out.scrollHeight;
+  }
   async function subscribeOutput() {
     let filt;
-    try { filt = parseFilter(filterBox.value); } catch (e) { flash(filterMsg, e.message, false); return; }
+    try { filt = parseFilter(filterBox.value, columnTypes); } catch (e) { flash(filterMsg, e.message, false); return; }
     if (outSub) await api.unsubscribe(outSub);
     out.replaceChildren();
     outCount = 0;
+    outDropped = 0;
     outHeader = null;
-    const answer = await api.subscribe("subscribe_output", {task_id: id, filter: filt}, (ev) => {
+    pending = [];
+    const answer = await api.subscribe("subscribe_output", {task_id: id, filter: filt, max_rate: MAX_RATE}, (ev) => {
       const row = ev.data;
-      const cols = Object.keys(row);
-      if (outHeader === null) { outHeader = cols; out.append(el("div", {class: "hdr", text: cols.join(",")})); }
-      out.append(el("div", {class: "row", text: cols.map((c) => row[c] === null ? "" : row[c]).join(",")}));
+      if (outHeader === null) {
+        outHeader = Object.keys(row);
+        out.append(el("div", {class: "hdr", text: outHeader.join(",")}));
+      }
+      pending.push(row);
+      if (pending.length > 2 * MAX_LINES) pending.splice(0, pending.length - MAX_LINES);  // a hidden tab draws nothing
       outCount++;
-      while (out.childElementCount > MAX_LINES + 1) out.children[1].remove();
-      outInfo.textContent = `${num(outCount, 0)} row${outCount === 1 ? "" : "s"}` +
-                            (ev.dropped ? ` (${num(ev.dropped, 0)} dropped: too fast to show)` : "");
-      out.scrollTop = out.scrollHeight;
+      if (ev.dropped) outDropped = ev.dropped;
+      if (!drawing) { drawing = true; setTimeout(() => requestAnimationFrame(drawOutput), 250); }
     });
     if (answer.status === "ok") {
       outSub = answer.data.subscription;
@@ -571,6 +592,7 @@ function taskPage(api, app, id) {
     }
     name.textContent = answer.data.name || "";
     config.textContent = toToml(answer.data.config);
+    for (const c of (answer.data.config.schema || {}).columns || []) columnTypes[c.name] = c.type;
     document.title = `${id} · dporch`;
   });
   api.subscribe("subscribe_stats", {task_id: id}, (ev) => {

@@ -1,0 +1,178 @@
+"""What live monitoring costs (docs/monitoring.md, "What it costs").
+
+* throughput (--runs N): bench_serve.py's throughput phase (script (c), 100 stocks, 2 units,
+  TCP in, split files out) on fresh `dporch serve` processes, alternating N without monitoring
+  (--no-web --no-dashboard-page) and N with it on: the web console, the dporch page of the
+  dashboard open in a headless Chromium on this machine for the whole run, and /metrics
+  scraped every second. Medians, and the cost in % of throughput. The browser's own CPU is
+  reported apart (it renders the page on the same two cores).
+* idle (--idle-tasks T): one `dporch serve` with T running tasks that receive nothing (TCP
+  inputs, one unit each); the CPU of the serve process (which also hosts the Dask scheduler)
+  over --seconds without a browser, then with the console's task list open in Chromium, then
+  without again, and so on (--rounds); the difference in % of a core.
+
+    python bench/bench_monitor.py --runs 5
+    python bench/bench_monitor.py --runs 0 --idle-tasks 100 --seconds 30 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.bench_run import ensure_data  # noqa: E402
+from bench.bench_serve import SCRIPT, Server, free_port, task_config, throughput  # noqa: E402
+
+
+def scrape_every_second(url: str, stop: threading.Event, counts: list[int]) -> None:
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                r.read()
+            counts[0] += 1
+        except OSError:
+            pass
+
+
+def cpu_of(procs) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # noqa: BLE001 - a process that ended
+            pass
+    return total
+
+
+def browser_procs(driver) -> list:
+    import psutil
+
+    root = psutil.Process(driver.service.process.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def wait_page(driver, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if driver.execute_script("return !!(window.Bokeh && Bokeh.documents.length && "
+                                 "Bokeh.documents[0].get_model_by_name('dporch-series'))"):
+            return
+        time.sleep(0.2)
+    raise SystemExit("the dashboard page did not load")
+
+
+def one_run(base: Path, data: Path, rows: int, monitoring: bool) -> dict:
+    from dporch.web.headless import chromium
+
+    server = Server(base, monitoring=monitoring)
+    try:
+        port = free_port()
+        server.run_task(task_config("tp", port, base / "out", SCRIPT))
+        if not monitoring:
+            return {**throughput(server, "tp", port, base / "out", data, rows), "scrapes": 0, "cpu_browser_s": 0.0}
+        stop, counts = threading.Event(), [0]
+        scraper = threading.Thread(target=scrape_every_second,
+                                   args=(f"http://127.0.0.1:{server.web_port}/metrics", stop, counts), daemon=True)
+        with chromium(1400, 1000) as driver:
+            driver.get(f"http://127.0.0.1:{server.dashboard_port}/dporch")
+            wait_page(driver)
+            procs = browser_procs(driver)
+            scraper.start()
+            time.sleep(2)  # the page and the scraper are in their stride
+            cpu0 = cpu_of(procs)
+            tp = throughput(server, "tp", port, base / "out", data, rows)
+            cpu1 = cpu_of(procs)
+            stop.set()
+        return {**tp, "scrapes": counts[0], "cpu_browser_s": cpu1 - cpu0}
+    finally:
+        server.close()
+
+
+def compare_throughput(runs: int, rows: int, stocks: int) -> None:
+    data = ensure_data(rows, stocks)
+    figures: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(runs):
+        for monitoring in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                r = one_run(Path(tmp), data, rows, monitoring)
+            figures[monitoring].append(r["rows_per_s"])
+            print(f"run {i + 1} monitoring {'on ' if monitoring else 'off'}: {r['rows_per_s']:9,.0f} ticks/s "
+                  f"({r['wall_s']:.2f} s; CPU orchestrator {r['cpu_orchestrator_s']:.1f} s, workers "
+                  f"{r['cpu_workers_s']:.1f} s" + (f", browser {r['cpu_browser_s']:.1f} s, {r['scrapes']} scrapes"
+                                                    if monitoring else "") + ")", flush=True)
+    off, on = statistics.median(figures[False]), statistics.median(figures[True])
+    print(f"monitoring costs {1 - on / off:+.1%} of throughput (median of {runs} runs each: "
+          f"{on:,.0f} ticks/s on, {off:,.0f} off)")
+
+
+def idle(tasks: int, seconds: float, rounds: int) -> None:
+    from dporch.web.headless import chromium
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        server = Server(base, monitoring=True)
+        try:
+            t = time.perf_counter()
+            for i in range(tasks):
+                cfg = task_config(f"idle-{i:03d}", free_port(), base / "out" / str(i), SCRIPT)
+                cfg["compute_pool"] = {"initial_size": 1, "max_size": 1, "auto_scale": False}
+                server.run_task(cfg)
+            print(f"{tasks} idle tasks running ({time.perf_counter() - t:.0f} s to start them)", flush=True)
+            time.sleep(10)
+
+            def measure(label: str) -> float:
+                c0, t0 = server.cpu()[0], time.perf_counter()
+                time.sleep(seconds)
+                used = (server.cpu()[0] - c0) / (time.perf_counter() - t0)
+                print(f"  {label}: dporch serve {used:.2%} of a core", flush=True)
+                return used
+
+            without, with_console, browser = [], [], []
+            for r in range(rounds):
+                without.append(measure(f"round {r + 1}, no console"))
+                with chromium(1400, 1000) as driver:
+                    driver.get(f"http://127.0.0.1:{server.web_port}/")
+                    end = time.monotonic() + 30
+                    while len(driver.find_elements("css selector", "article.card")) < tasks:
+                        if time.monotonic() > end:
+                            raise SystemExit("the console did not show every task")
+                        time.sleep(0.2)
+                    procs = browser_procs(driver)
+                    b0, bt = cpu_of(procs), time.perf_counter()
+                    with_console.append(measure(f"round {r + 1}, console open"))
+                    browser.append((cpu_of(procs) - b0) / (time.perf_counter() - bt))
+            without.append(measure("after, no console"))
+            off, on = statistics.median(without), statistics.median(with_console)
+            print(f"{tasks} idle tasks: dporch serve {off:.2%} of a core without the console, {on:.2%} with it "
+                  f"open: {on - off:+.2%} of a core (medians); the browser itself {statistics.median(browser):.2%}")
+        finally:
+            server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="throughput runs with and without monitoring (each)")
+    ap.add_argument("--rows", type=int, default=300_000)
+    ap.add_argument("--stocks", type=int, default=100)
+    ap.add_argument("--idle-tasks", type=int, default=0, metavar="T")
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of each idle measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="idle: rounds of (no console, console open)")
+    a = ap.parse_args(argv)
+    if a.runs:
+        compare_throughput(a.runs, a.rows, a.stocks)
+    if a.idle_tasks:
+        idle(a.idle_tasks, a.seconds, a.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
