@@ -5,13 +5,20 @@
   (--no-web --no-dashboard-page) and N with it on: the web console, the dporch page of the
   dashboard open in a headless Chromium on this machine for the whole run, and /metrics
   scraped every second. Medians, and the cost in % of throughput. The browser's own CPU is
-  reported apart (it renders the page on the same two cores).
+  reported apart: it renders the page on the same two cores, which a browser on the viewer's
+  own machine would not; --browser-nice 19 runs it at the lowest priority, closer to that.
+* steady (--steady RATE): one `dporch serve` with monitoring on, ticks at a steady RATE (below
+  saturation), and the CPU of the serve process (API, tasks, the in-process Dask scheduler and
+  the dashboard's server side) over --seconds with nobody watching, then with the dporch page
+  open and /metrics scraped every second, alternately (--rounds): what monitoring costs the
+  server, whatever the browser costs its own machine.
 * idle (--idle-tasks T): one `dporch serve` with T running tasks that receive nothing (TCP
   inputs, one unit each); the CPU of the serve process (which also hosts the Dask scheduler)
   over --seconds without a browser, then with the console's task list open in Chromium, then
   without again, and so on (--rounds); the difference in % of a core.
 
-    python bench/bench_monitor.py --runs 5
+    python bench/bench_monitor.py --runs 5 [--rows 1000000] [--browser-nice 19]
+    python bench/bench_monitor.py --runs 0 --steady 20000 --seconds 20 --rounds 3
     python bench/bench_monitor.py --runs 0 --idle-tasks 100 --seconds 30 --rounds 3
 """
 
@@ -70,7 +77,15 @@ def wait_page(driver, timeout: float = 60) -> None:
     raise SystemExit("the dashboard page did not load")
 
 
-def one_run(base: Path, data: Path, rows: int, monitoring: bool) -> dict:
+def renice(procs, nice: int) -> None:
+    for p in procs:
+        try:
+            p.nice(nice)
+        except Exception:  # noqa: BLE001 - a process that ended
+            pass
+
+
+def one_run(base: Path, data: Path, rows: int, monitoring: bool, browser_nice: int = 0) -> dict:
     from dporch.web.headless import chromium
 
     server = Server(base, monitoring=monitoring)
@@ -86,6 +101,8 @@ def one_run(base: Path, data: Path, rows: int, monitoring: bool) -> dict:
             driver.get(f"http://127.0.0.1:{server.dashboard_port}/dporch")
             wait_page(driver)
             procs = browser_procs(driver)
+            if browser_nice:
+                renice(procs, browser_nice)
             scraper.start()
             time.sleep(2)  # the page and the scraper are in their stride
             cpu0 = cpu_of(procs)
@@ -97,13 +114,13 @@ def one_run(base: Path, data: Path, rows: int, monitoring: bool) -> dict:
         server.close()
 
 
-def compare_throughput(runs: int, rows: int, stocks: int) -> None:
+def compare_throughput(runs: int, rows: int, stocks: int, browser_nice: int = 0) -> None:
     data = ensure_data(rows, stocks)
     figures: dict[bool, list[float]] = {False: [], True: []}
     for i in range(runs):
         for monitoring in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                r = one_run(Path(tmp), data, rows, monitoring)
+                r = one_run(Path(tmp), data, rows, monitoring, browser_nice)
             figures[monitoring].append(r["rows_per_s"])
             print(f"run {i + 1} monitoring {'on ' if monitoring else 'off'}: {r['rows_per_s']:9,.0f} ticks/s "
                   f"({r['wall_s']:.2f} s; CPU orchestrator {r['cpu_orchestrator_s']:.1f} s, workers "
@@ -112,6 +129,64 @@ def compare_throughput(runs: int, rows: int, stocks: int) -> None:
     off, on = statistics.median(figures[False]), statistics.median(figures[True])
     print(f"monitoring costs {1 - on / off:+.1%} of throughput (median of {runs} runs each: "
           f"{on:,.0f} ticks/s on, {off:,.0f} off)")
+
+
+def feed_steadily(port: int, data: Path, rate: float, stop: threading.Event) -> None:
+    import socket
+
+    lines = data.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall((header + "\n").encode())
+        start, sent = time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - start) * rate)
+            if due > sent:
+                s.sendall("".join(rows[i % len(rows)] + "\n" for i in range(sent, due)).encode())
+                sent = due
+            time.sleep(0.005)
+
+
+def steady(rate: float, seconds: float, rounds: int, stocks: int) -> None:
+    from dporch.web.headless import chromium
+
+    data = ensure_data(300_000, stocks)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        server = Server(base, monitoring=True)
+        stop = threading.Event()
+        try:
+            port = free_port()
+            server.run_task(task_config("steady", port, base / "out", SCRIPT))
+            threading.Thread(target=feed_steadily, args=(port, data, rate, stop), daemon=True).start()
+            time.sleep(5)
+
+            def measure(label: str) -> tuple[float, float]:
+                c0, t0 = server.cpu(), time.perf_counter()
+                time.sleep(seconds)
+                c1, dt = server.cpu(), time.perf_counter() - t0
+                used = ((c1[0] - c0[0]) / dt, (c1[1] - c0[1]) / dt)
+                print(f"  {label}: dporch serve {used[0]:.1%} of a core, workers {used[1]:.1%}", flush=True)
+                return used
+
+            quiet, watched = [], []
+            for r in range(rounds):
+                quiet.append(measure(f"round {r + 1}, nobody watching")[0])
+                scrape_stop, counts = threading.Event(), [0]
+                with chromium(1400, 1000) as driver:
+                    driver.get(f"http://127.0.0.1:{server.dashboard_port}/dporch")
+                    wait_page(driver)
+                    threading.Thread(target=scrape_every_second, daemon=True, args=(
+                        f"http://127.0.0.1:{server.web_port}/metrics", scrape_stop, counts)).start()
+                    time.sleep(2)
+                    watched.append(measure(f"round {r + 1}, page open, /metrics every second")[0])
+                    scrape_stop.set()
+            off, on = statistics.median(quiet), statistics.median(watched)
+            print(f"at {rate:,.0f} ticks/s: dporch serve {off:.1%} of a core unwatched, {on:.1%} watched: "
+                  f"{on - off:+.1%} of a core (medians of {rounds})")
+        finally:
+            stop.set()
+            server.close()
 
 
 def idle(tasks: int, seconds: float, rounds: int) -> None:
@@ -163,12 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="throughput runs with and without monitoring (each)")
     ap.add_argument("--rows", type=int, default=300_000)
     ap.add_argument("--stocks", type=int, default=100)
+    ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                    help="throughput: run the browser at this nice level (19: lowest priority)")
+    ap.add_argument("--steady", type=float, default=0.0, metavar="RATE", help="steady: ticks per second")
     ap.add_argument("--idle-tasks", type=int, default=0, metavar="T")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each idle measurement")
     ap.add_argument("--rounds", type=int, default=3, help="idle: rounds of (no console, console open)")
     a = ap.parse_args(argv)
     if a.runs:
-        compare_throughput(a.runs, a.rows, a.stocks)
+        compare_throughput(a.runs, a.rows, a.stocks, a.browser_nice)
+    if a.steady:
+        steady(a.steady, a.seconds, a.rounds, a.stocks)
     if a.idle_tasks:
         idle(a.idle_tasks, a.seconds, a.rounds)
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from bokeh.layouts import column, gridplot, row
 from bokeh.models import (ColumnDataSource, DataRange1d, DataTable, Div, FactorRange, HoverTool,
-                          HTMLTemplateFormatter, LinearAxis, NumberFormatter, Range1d, Select, Span, TableColumn)
+                          HTMLTemplateFormatter, LinearAxis, NumberFormatter, Range1d, Select, TableColumn)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -101,12 +101,16 @@ class DporchPage:
         f_lat.line("time", "latency_ms_p99", source=self.series, line_width=2, color="#e377c2", legend_label="p99")
         hover(f_lat, [("p50 ms", "@latency_ms_p50{0.0}"), ("p99 ms", "@latency_ms_p99{0.0}"),
                       ("queue", "@queue_length{0,0}")])
-        for fig in (f_rows, f_load, f_lat):
-            fig.legend.location = "top_left"
-            fig.legend.background_fill_alpha = 0.6
-            fig.legend.label_text_font_size = "8pt"
-            fig.legend.spacing = 0
-            fig.legend.padding = 4
+        for fig in (f_rows, f_load, f_lat):  # legends under the plots, out of the data's way
+            legend = fig.legend[0]
+            legend.orientation = "horizontal"
+            legend.location = "center"
+            legend.label_text_font_size = "8pt"
+            legend.spacing = 6
+            legend.padding = 2
+            legend.margin = 0
+            legend.border_line_alpha = 0
+            fig.add_layout(legend, "below")
         self.figures = [f_rows, f_load, f_lat]
         self.timeseries = gridplot([self.figures], sizing_mode="stretch_width", toolbar_location="right",
                                    merge_tools=True)
@@ -153,8 +157,6 @@ class DporchPage:
         self.stream_fig.add_tools(HoverTool(tooltips=[("unit", "@unit"), ("task", "@task"), ("rows", "@rows"),
                                                       ("took", "@ms{0.0} ms")]))
         self.stream_fig.yaxis.major_label_text_font_size = "8pt"
-        self.now_line = Span(location=0, dimension="height", line_color="#999", line_dash="dotted")
-        self.stream_fig.add_layout(self.now_line)
 
         self.root = column(
             row(self.select, self.note, sizing_mode="stretch_width"),
@@ -233,6 +235,18 @@ class DporchPage:
         return (f"<p style='margin:18px 0 0 12px'>No dporch task has reported yet ({st['events']} events from "
                 f"{len(st['sources'])} server(s)). Start <code>dporch serve</code> against this scheduler.</p>")
 
+    def refresh(self) -> None:
+        """The periodic update, its changes sent to the browser as one message."""
+        doc = self.root.document
+        if doc is None:
+            self.update()
+            return
+        doc.hold("combine")
+        try:
+            self.update()
+        finally:
+            doc.unhold()
+
     def update(self) -> None:
         keys = self.plugin.task_keys()
         if self.select.options != keys:
@@ -264,7 +278,6 @@ class DporchPage:
                                 "start": [c[2] for c in calls], "end": [c[3] for c in calls],
                                 "rows": [c[4] for c in calls], "ms": [c[3] - c[2] for c in calls],
                                 "color": [color_of(c[0]) for c in calls]}, rollover=STREAM_BARS)
-            self.now_line.location = calls[-1][3]
 
 
 def _table_height(rows: int) -> int:
@@ -282,7 +295,7 @@ def dporch_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:
     else:
         page = DporchPage(plugin)
         root = page.root
-        doc.add_periodic_callback(page.update, REFRESH_MS)
+        doc.add_periodic_callback(page.refresh, REFRESH_MS)
     doc.title = "Dask: dporch"
     doc.add_root(root)
     doc.template = env.get_template("simple.html")

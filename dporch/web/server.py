@@ -183,6 +183,7 @@ class _Socket(websocket.WebSocketHandler):
     def open(self, *_: Any) -> None:
         self.session = Session(self._send, transport="websocket", authenticated=True)
         self.console.dispatcher.opened(self.session)
+        self.console.sockets.add(self)
 
     async def _send(self, msg: dict[str, Any]) -> None:
         try:
@@ -208,6 +209,7 @@ class _Socket(websocket.WebSocketHandler):
             self.slots.release()
 
     def on_close(self) -> None:
+        self.console.sockets.discard(self)
         if self.session is not None:
             self.console.dispatcher.closed(self.session)
             self.session = None
@@ -231,6 +233,7 @@ class WebConsole:
         self.shell = (STATIC / "console.html").read_text(encoding="utf-8")
         self.moved_from: int | None = None
         self.server: httpserver.HTTPServer | None = None
+        self.sockets: set[_Socket] = set()  # open WebSockets (tornado's server lets them go)
 
     @property
     def url(self) -> str:
@@ -279,6 +282,9 @@ class WebConsole:
         self.server.add_sockets(sockets)
 
     async def close(self) -> None:
+        for sock in list(self.sockets):
+            sock.close(1001, "the server is stopping")
+            sock.on_close()
         if self.server is not None:
             self.server.stop()
             try:

@@ -137,9 +137,9 @@ mode = "split"
     css(browser, "#push").click()
     until(browser, lambda d: "3 rows accepted, 1 refused" in d.find_element(By.ID, "push-msg").text)
     assert "seq" in css(browser, "#push-errors li").text
-    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#output .row")) == 3)
-    assert browser.find_element(By.CSS_SELECTOR, "#output .hdr").text == "k,seq,doubled"
-    assert sorted(r.text for r in browser.find_elements(By.CSS_SELECTOR, "#output .row")) == \
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#output .out-row")) == 3)
+    assert browser.find_element(By.CSS_SELECTOR, "#output .out-hdr").text == "k,seq,doubled"
+    assert sorted(r.text for r in browser.find_elements(By.CSS_SELECTOR, "#output .out-row")) == \
         ["A,1,20", "A,3,60", "B,2,40"]
     # a key filter, and JSON lines this time
     set_text(browser, css(browser, "#output-filter"), "k=B")
@@ -149,7 +149,7 @@ mode = "split"
     set_text(browser, css(browser, "#push-text"), '{"k": "A", "seq": 4, "x": 1}\n{"k": "B", "seq": 5, "x": 2}\n')
     css(browser, "#push").click()
     until(browser, lambda d: "2 rows accepted" in d.find_element(By.ID, "push-msg").text)
-    until(browser, lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#output .row")] == ["B,5,4"])
+    until(browser, lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#output .out-row")] == ["B,5,4"])
     until(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".f-processed").text == "5")
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#units tbody tr[data-unit]")) == 2)
     until(browser, lambda d: "seq" in d.find_element(By.ID, "errors").text)  # the error log has the bad row

@@ -511,7 +511,7 @@ function taskPage(api, app, id) {
     drawing = false;
     const rows = pending.slice(-MAX_LINES);
     pending = [];
-    out.append(...rows.map((row) => el("div", {class: "row", text: outHeader.map((c) => row[c] === null ? "" : row[c]).join(",")})));
+    out.append(...rows.map((row) => el("div", {class: "out-row", text: outHeader.map((c) => row[c] === null ? "" : row[c]).join(",")})));
     while (out.childElementCount > MAX_LINES + 1) out.children[1].remove();
     outInfo.textContent = `${num(outCount, 0)} row${outCount === 1 ? "" : "s"}` +
       (outDropped ? ` (${num(outDropped, 0)} not shown: more than ${MAX_RATE} a second)` : "");
@@ -530,7 +530,7 @@ function taskPage(api, app, id) {
       const row = ev.data;
       if (outHeader === null) {
         outHeader = Object.keys(row);
-        out.append(el("div", {class: "hdr", text: outHeader.join(",")}));
+        out.append(el("div", {class: "out-hdr", text: outHeader.join(",")}));
       }
       pending.push(row);
       if (pending.length > 2 * MAX_LINES) pending.splice(0, pending.length - MAX_LINES);  // a hidden tab draws nothing
