@@ -6,7 +6,10 @@
   dashboard open in a headless Chromium on this machine for the whole run, and /metrics
   scraped every second. Medians, and the cost in % of throughput. The browser's own CPU is
   reported apart: it renders the page on the same two cores, which a browser on the viewer's
-  own machine would not; --browser-nice 19 runs it at the lowest priority, closer to that.
+  own machine would not; --browser-nice 19 runs it at the lowest priority, closer to that, and
+  --viewer bokeh-client replaces it by a Bokeh Python client of the page (the server does all
+  it does for a browser: the session, the updates every second, sending them; the client only
+  takes them in, without drawing).
 * steady (--steady RATE): one `dporch serve` with monitoring on, ticks at a steady RATE (below
   saturation), and the CPU of the serve process (API, tasks, the in-process Dask scheduler and
   the dashboard's server side) over --seconds with nobody watching, then with the dporch page
@@ -17,7 +20,7 @@
   over --seconds without a browser, then with the console's task list open in Chromium, then
   without again, and so on (--rounds); the difference in % of a core.
 
-    python bench/bench_monitor.py --runs 5 [--rows 1000000] [--browser-nice 19]
+    python bench/bench_monitor.py --runs 5 [--rows 1000000] [--browser-nice 19 | --viewer bokeh-client]
     python bench/bench_monitor.py --runs 0 --steady 20000 --seconds 20 --rounds 3
     python bench/bench_monitor.py --runs 0 --idle-tasks 100 --seconds 30 --rounds 3
 """
@@ -25,13 +28,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -85,9 +91,41 @@ def renice(procs, nice: int) -> None:
             pass
 
 
-def one_run(base: Path, data: Path, rows: int, monitoring: bool, browser_nice: int = 0) -> dict:
-    from dporch.web.headless import chromium
+def bokeh_viewer(url: str) -> None:
+    """A Bokeh client of the page, taking in its updates until killed (no drawing)."""
+    from bokeh.client import pull_session
 
+    session = pull_session(url=url)
+    session._connection._loop_until(lambda: False)  # noqa: SLF001 - receive updates until killed
+
+
+@contextlib.contextmanager
+def viewer(kind: str, url: str, nice: int) -> Iterator[list]:
+    """The dporch page open in ``kind`` (chromium | bokeh-client); yields its processes."""
+    if kind == "chromium":
+        from dporch.web.headless import chromium
+
+        with chromium(1400, 1000) as driver:
+            driver.get(url)
+            wait_page(driver)
+            procs = browser_procs(driver)
+            if nice:
+                renice(procs, nice)
+            yield procs
+        return
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, __file__, "--bokeh-viewer", url])
+    try:
+        time.sleep(3)
+        yield [psutil.Process(proc.pid)]
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def one_run(base: Path, data: Path, rows: int, monitoring: bool, browser_nice: int = 0,
+            kind: str = "chromium") -> dict:
     server = Server(base, monitoring=monitoring)
     try:
         port = free_port()
@@ -97,12 +135,7 @@ def one_run(base: Path, data: Path, rows: int, monitoring: bool, browser_nice: i
         stop, counts = threading.Event(), [0]
         scraper = threading.Thread(target=scrape_every_second,
                                    args=(f"http://127.0.0.1:{server.web_port}/metrics", stop, counts), daemon=True)
-        with chromium(1400, 1000) as driver:
-            driver.get(f"http://127.0.0.1:{server.dashboard_port}/dporch")
-            wait_page(driver)
-            procs = browser_procs(driver)
-            if browser_nice:
-                renice(procs, browser_nice)
+        with viewer(kind, f"http://127.0.0.1:{server.dashboard_port}/dporch", browser_nice) as procs:
             scraper.start()
             time.sleep(2)  # the page and the scraper are in their stride
             cpu0 = cpu_of(procs)
@@ -114,21 +147,24 @@ def one_run(base: Path, data: Path, rows: int, monitoring: bool, browser_nice: i
         server.close()
 
 
-def compare_throughput(runs: int, rows: int, stocks: int, browser_nice: int = 0) -> None:
+def compare_throughput(runs: int, rows: int, stocks: int, browser_nice: int = 0, kind: str = "chromium") -> None:
     data = ensure_data(rows, stocks)
     figures: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     for i in range(runs):
         for monitoring in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                r = one_run(Path(tmp), data, rows, monitoring, browser_nice)
+                r = one_run(Path(tmp), data, rows, monitoring, browser_nice, kind)
             figures[monitoring].append(r["rows_per_s"])
             print(f"run {i + 1} monitoring {'on ' if monitoring else 'off'}: {r['rows_per_s']:9,.0f} ticks/s "
                   f"({r['wall_s']:.2f} s; CPU orchestrator {r['cpu_orchestrator_s']:.1f} s, workers "
                   f"{r['cpu_workers_s']:.1f} s" + (f", browser {r['cpu_browser_s']:.1f} s, {r['scrapes']} scrapes"
                                                     if monitoring else "") + ")", flush=True)
+            cpu[monitoring].append(r["cpu_orchestrator_s"] / r["rows"] * 1e6)
     off, on = statistics.median(figures[False]), statistics.median(figures[True])
-    print(f"monitoring costs {1 - on / off:+.1%} of throughput (median of {runs} runs each: "
-          f"{on:,.0f} ticks/s on, {off:,.0f} off)")
+    print(f"monitoring ({kind}) costs {1 - on / off:+.1%} of throughput (median of {runs} runs each: "
+          f"{on:,.0f} ticks/s on, {off:,.0f} off); orchestrator CPU per million ticks "
+          f"{statistics.median(cpu[True]):.2f} s on, {statistics.median(cpu[False]):.2f} s off")
 
 
 def feed_steadily(port: int, data: Path, rate: float, stop: threading.Event) -> None:
@@ -240,13 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stocks", type=int, default=100)
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
                     help="throughput: run the browser at this nice level (19: lowest priority)")
+    ap.add_argument("--viewer", choices=("chromium", "bokeh-client"), default="chromium",
+                    help="throughput: what has the dporch page open")
+    ap.add_argument("--bokeh-viewer", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--steady", type=float, default=0.0, metavar="RATE", help="steady: ticks per second")
     ap.add_argument("--idle-tasks", type=int, default=0, metavar="T")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each idle measurement")
     ap.add_argument("--rounds", type=int, default=3, help="idle: rounds of (no console, console open)")
     a = ap.parse_args(argv)
+    if a.bokeh_viewer:
+        bokeh_viewer(a.bokeh_viewer)
+        return 0
     if a.runs:
-        compare_throughput(a.runs, a.rows, a.stocks, a.browser_nice)
+        compare_throughput(a.runs, a.rows, a.stocks, a.browser_nice, a.viewer)
     if a.steady:
         steady(a.steady, a.seconds, a.rounds, a.stocks)
     if a.idle_tasks:

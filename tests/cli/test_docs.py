@@ -59,7 +59,7 @@ def anchors(path: Path) -> set[str]:
     return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.M)}
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/language.md", "docs/orchestration.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/language.md", "docs/orchestration.md", "docs/monitoring.md"])
 def test_relative_links_and_anchors_resolve(doc):
     path = ROOT / doc
     text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
