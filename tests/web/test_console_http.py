@@ -169,6 +169,15 @@ def test_subscribe_stats_sends_everything_then_only_what_changed(console, tmp_pa
         ws.close()
 
 
+def test_the_python_client_reads_stats(console, tmp_path):
+    with Client("127.0.0.1", console.port) as c:
+        c.create_task(seq_task(tmp_path, "py"))
+        for data in c.subscribe_stats("py"):
+            [t] = data["tasks"]
+            assert t["id"] == "py" and t["status"] == "ready" and t["units"] == []
+            break
+
+
 def test_create_task_from_toml_says_the_line_of_each_issue(console, tmp_path):
     script = tmp_path / "seq.dp"
     script.write_text("-- INPUT k:string, seq:number --\n-- OUTPUT k:string --\nreturn [k]\n")
