@@ -81,7 +81,10 @@ class DashboardPublisher:
         if self.on_tick in self.monitor.listeners:
             self.monitor.listeners.remove(self.on_tick)
         if self._sending is not None and not self._sending.done():
-            self._sending.cancel()
+            try:  # an event on its way must not arrive after the goodbye (it would bring the tasks back)
+                await asyncio.wait_for(asyncio.shield(self._sending), 5)
+            except Exception:  # noqa: BLE001 - timed out, or the scheduler is gone
+                self._sending.cancel()
         client = self.client_of()
         if self.enabled and client is not None and getattr(client, "status", None) == "running":
             try:
