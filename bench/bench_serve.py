@@ -60,17 +60,22 @@ def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT, checkpoin
 
 
 class Server:
-    """`dporch serve` in its own process, and its API."""
+    """`dporch serve` in its own process, and its API. ``monitoring``: with the web console
+    and /metrics on ``web_port`` and the dporch page on the dashboard (``dashboard_port``);
+    without (the default), neither: the figures of the README were measured that way."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, monitoring: bool = False):
         import psutil
 
         self.port = free_port()
+        self.web_port, self.dashboard_port = free_port(), free_port()
         (base / "empty.toml").write_text("")
+        extra = (["--web", f"127.0.0.1:{self.web_port}"] if monitoring else ["--no-web", "--no-dashboard-page"])
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dporch.cli", "serve", "--config", str(base / "empty.toml"),
-             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"), "--dashboard", ":0",
-             "--allow-path", str(base)],
+             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"),
+             "--dashboard", f"127.0.0.1:{self.dashboard_port}", "--allow-path", str(ROOT), "--allow-path", str(base),
+             *extra],
             env=_ENV, stdout=subprocess.DEVNULL, stderr=open(base / "serve.log", "w"))
         self.ps = psutil.Process(self.proc.pid)
         from dporch.api.client import Client

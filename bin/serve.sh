@@ -6,9 +6,13 @@
 # Ctrl-C stops dporch serve first (it drains its tasks and flushes their outputs), then the
 # workers and the scheduler; a clean stop exits 0.
 #
+# The scheduler loads dporch's preload: the dashboard gets a dporch page (/dporch, in its top
+# menu) fed by dporch serve's events. dporch serve also serves its web console and /metrics.
+#
 # Environment: DPORCH_DASK_HOST (127.0.0.1), DPORCH_SCHEDULER_PORT (8786),
 # DPORCH_DASHBOARD_PORT (8787; Dask takes a free port when it is in use, and the address
-# printed is the real one), DPORCH_API_PORT (8888), DPORCH_WORKERS (2), DPORCH_CONFIG (tasks.toml),
+# printed is the real one), DPORCH_API_PORT (8888), DPORCH_WEB (127.0.0.1:8080, the web
+# console; "off" for none), DPORCH_WORKERS (2), DPORCH_CONFIG (tasks.toml),
 # DPORCH_STATE_DIR (.dporch: registry, checkpoints, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,9 @@ API_PORT=${DPORCH_API_PORT:-8888}
 WORKERS=${DPORCH_WORKERS:-2}
 CONFIG=${DPORCH_CONFIG:-tasks.toml}
 STATE_DIR=${DPORCH_STATE_DIR:-.dporch}
+WEB=${DPORCH_WEB:-127.0.0.1:8080}
+web_opt=(--web "$WEB")
+[ "$WEB" = off ] && web_opt=(--no-web)
 CONTACT=$HOST
 [ "$HOST" = 0.0.0.0 ] && CONTACT=127.0.0.1
 SCHED_LOG=.dask-scheduler.log
@@ -70,7 +77,7 @@ fail() {
 
 : >"$SCHED_LOG"  # truncated here, not in the child: the wait below must not read an old log
 setsid "$BIN/dask" scheduler --host "$HOST" --port "$SCHED_PORT" --dashboard-address "$HOST:$DASH_PORT" \
-    >"$SCHED_LOG" 2>&1 &
+    --preload dporch.dashboard.preload >"$SCHED_LOG" 2>&1 &
 scheduler_pid=$!
 # The scheduler logs the addresses it really took (the dashboard moves when its port is in use).
 for _ in $(seq 600); do
@@ -90,12 +97,13 @@ for i in $(seq "$WORKERS"); do
     worker_pids+=($!)
 done
 
-echo "Dask scheduler $scheduler, dashboard $dashboard" >&2
+echo "Dask scheduler $scheduler, dashboard $dashboard (dporch page: ${dashboard%status}dporch)" >&2
 case "$dashboard" in
     *":$DASH_PORT/"*) ;;
     *) echo "note: port $DASH_PORT was in use, so the dashboard took another port" >&2 ;;
 esac
-"$BIN/dporch" serve --scheduler "$scheduler" --config "$CONFIG" --port "$API_PORT" --state-dir "$STATE_DIR" &
+"$BIN/dporch" serve --scheduler "$scheduler" --config "$CONFIG" --port "$API_PORT" --state-dir "$STATE_DIR" \
+    "${web_opt[@]}" &
 serve_pid=$!
 wait "$serve_pid"
 serve_status=$?

@@ -1,5 +1,5 @@
 """`dporch serve`: one asyncio process with the Dask client, the task manager, the persistent
-registry and the API server (docs/architecture.md)."""
+registry, the API server, the monitor and the web console (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class ServeOptions:
     data_dirs: list[str] = field(default_factory=list)
     output_dir: Path | None = None  # where API tasks write (default: ./output)
     allow_paths: list[str] = field(default_factory=list)  # more folders every task may use
+    web: str | None = None  # the web console's HOST:PORT (the command's default: 127.0.0.1:8080); None: none
+    dashboard_page: bool = True  # the local cluster's scheduler loads the dporch dashboard page
 
 
 async def connect(opts: ServeOptions) -> tuple[Any, Any]:
@@ -46,8 +48,11 @@ async def connect(opts: ServeOptions) -> tuple[Any, Any]:
 
     if opts.scheduler:
         return await Client(opts.scheduler, asynchronous=True, direct_to_workers=True), None
+    from ..dashboard import PRELOAD
+
     cluster = await LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True, asynchronous=True,
-                                 dashboard_address=opts.dashboard, silence_logs=logging.WARNING)
+                                 dashboard_address=opts.dashboard, silence_logs=logging.WARNING,
+                                 scheduler_kwargs={"preload": [PRELOAD]} if opts.dashboard_page else {})
     return await Client(cluster, asynchronous=True, direct_to_workers=True), cluster
 
 
@@ -95,6 +100,9 @@ class Service:
         self.client: Any = None
         self.manager: TaskManager | None = None
         self.api: APIServer | None = None
+        self.monitor: Any = None  # dporch.monitor.Monitor
+        self.publisher: Any = None  # dporch.monitor.publish.DashboardPublisher
+        self.web: Any = None  # dporch.web.WebConsole
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -103,12 +111,33 @@ class Service:
         self.manager, data_dirs = open_manager(opts, self.client)
         for note in await self.manager.restore(restore_running=opts.restore_running):
             print(f"registry: {note}", file=sys.stderr)
+        from ..monitor import Monitor
+
+        self.monitor = Monitor(self.manager)
         self.api = APIServer(self.manager, host=opts.host, port=opts.port, token=opts.token,
-                             data_dirs=data_dirs, info=self._info)
+                             data_dirs=data_dirs, info=self._info, monitor=self.monitor)
         await self.api.start()
+        await self._start_monitoring()
         # Everything alive now (Dask, Bokeh, compiled scripts) lives as long as the server:
         # keep it out of the cyclic collector, so a full collection stays short (tick latency).
         gc.freeze()
+
+    async def _start_monitoring(self) -> None:
+        """Sample the tasks once a second; publish to the Dask scheduler (for the dashboard's
+        dporch page, when the scheduler has it); serve the web console and /metrics."""
+        from ..monitor.publish import DashboardPublisher
+
+        assert self.monitor is not None and self.manager is not None and self.api is not None
+        self.monitor.start()
+        manager = self.manager
+        self.publisher = DashboardPublisher(self.monitor, lambda: manager.client, f"{self.opts.host}:{self.api.port}")
+        self.publisher.start()
+        if self.opts.web:
+            from ..web import WebConsole, parse_address
+
+            host, port = parse_address(self.opts.web)
+            self.web = WebConsole(self.api.dispatcher, self.monitor, host=host, port=port, token=self.opts.token)
+            await self.web.start()
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"scheduler": self.client.scheduler.address if self.client else None}
@@ -116,6 +145,7 @@ class Service:
             info["dashboard"] = self.client.dashboard_link if self.client else None
         except Exception:  # noqa: BLE001 - no dashboard
             info["dashboard"] = None
+        info["web"] = self.web.url if self.web is not None else None
         return info
 
     def banner(self) -> str:
@@ -128,6 +158,9 @@ class Service:
             lines.append(f"  Dask scheduler {self.client.scheduler.address}, dashboard {self.client.dashboard_link}")
         except Exception:  # noqa: BLE001
             lines.append(f"  Dask scheduler {self.client.scheduler.address}")
+        if self.web is not None:
+            moved = (f" (port {self.web.moved_from} was in use)" if self.web.moved_from else "")
+            lines.append(f"  web console {self.web.url}{moved}, metrics {self.web.url}metrics")
         for t in tasks:
             where = t.input.describe() if t.input else t.config.input.type
             lines.append(f"  task {t.config.id}: {t.state.value}, input {where}")
@@ -137,6 +170,12 @@ class Service:
         """Drain and flush every task, release everything; the registry remembers which ran."""
         if self.manager is not None:
             await self.manager.shutdown()
+        if self.web is not None:
+            await self.web.close()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.monitor is not None:
+            await self.monitor.close()
         if self.api is not None:
             await self.api.close()
         if self.client is not None:
@@ -155,6 +194,17 @@ async def serve(opts: ServeOptions) -> None:
         raise ConfigError([ConfigIssue(None, None, "--host", f"the API would listen on {opts.host} without a token, "
                                        "and anyone who can reach it could run tasks: pass --token (or DPORCH_TOKEN), "
                                        "or listen on 127.0.0.1")])
+    if opts.web:
+        from ..web import parse_address
+        from ..web.server import loopback
+
+        try:
+            web_host, _ = parse_address(opts.web)
+        except ValueError as exc:
+            raise ConfigError([ConfigIssue(None, None, "--web", str(exc))]) from None
+        if not loopback(web_host) and not opts.token:
+            raise ConfigError([ConfigIssue(None, None, "--web", f"the web console would listen on {web_host} without "
+                                           "a token: pass --token (or DPORCH_TOKEN), or listen on 127.0.0.1")])
     try:
         await service.start()
         print(service.banner(), file=sys.stderr, flush=True)

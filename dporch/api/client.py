@@ -229,6 +229,20 @@ class Client(_Methods):
             if self.sock.fileno() != -1:  # still open: the caller may keep using the client
                 self.sock.settimeout(self.timeout)
 
+    def subscribe_stats(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the live figures once a second (docs/api.md, subscribe_stats): each event's
+        data, ``{"time", "tasks": [...], "removed": [...]}``; close the client (or break) to stop."""
+        _result(self.request("subscribe_stats", {"task_id": task_id} if task_id is not None else {}))
+        self.sock.settimeout(None)
+        try:
+            while True:
+                msg = self._read()
+                if msg.get("event") == "stats":
+                    yield msg["data"]
+        finally:
+            if self.sock.fileno() != -1:
+                self.sock.settimeout(self.timeout)
+
     def unsubscribe(self) -> Any:
         return self._call("unsubscribe", {})
 
@@ -299,4 +313,12 @@ class AsyncClient(_Methods):
         while True:
             msg = await self._events.get()
             if msg.get("event") == "output":
+                yield msg["data"]
+
+    async def subscribe_stats(self, task_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The live figures once a second: each stats event's data."""
+        await self._call("subscribe_stats", {"task_id": task_id} if task_id is not None else {})
+        while True:
+            msg = await self._events.get()
+            if msg.get("event") == "stats":
                 yield msg["data"]

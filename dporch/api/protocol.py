@@ -3,7 +3,8 @@
 Request:  ``{"action": "...", "params": {...}, "id": <any, optional>, "token": "...", optional}``
 Response: ``{"status": "ok", "data": ..., "message": "...", "id": ...}`` or
           ``{"status": "error", "code": "...", "message": "...", "id": ...}``
-Stream:   ``{"status": "ok", "event": "output", "data": {...}, "id": ...}`` (subscribe_output)
+Stream:   ``{"status": "ok", "event": "output" | "stats", "data": {...}, "id": ...}`` (subscribe_output,
+          subscribe_stats)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ ERROR_CODES = ("bad_request", "unknown_action", "not_found", "invalid_state", "i
 
 ACTIONS = ("create_task", "delete_task", "update_task", "list_tasks", "get_task", "start_task",
            "pause_task", "resume_task", "stop_task", "reset_task", "push_data", "attach_file",
-           "fetch_output", "subscribe_output", "unsubscribe", "get_errors", "ping", "server_info")
+           "fetch_output", "subscribe_output", "subscribe_stats", "unsubscribe", "get_errors", "ping", "server_info")
 
 MAX_LINE = 16 * 1024 * 1024  # a request line may be this long (a 1,000-row push is ~130 KB)
 

@@ -25,6 +25,7 @@ class ServerInfo(TypedDict):
     data_dirs: list[str]
     scheduler: str | None
     dashboard: str | None
+    web: str | None  # the web console's address, None without one
 
 
 class TaskCreated(TypedDict):

@@ -1,101 +1,45 @@
-"""The JSON-lines TCP API server (docs/api.md): every task action, data push, output fetch and
-subscription. Each connection is served by its own coroutine, so a slow or dead client never
-blocks the others or the tasks; requests on one connection are answered in order."""
+"""The JSON-lines TCP API server (docs/api.md): the TCP transport of the protocol. Each
+connection is served by its own coroutine, so a slow or dead client never blocks the others or
+the tasks; requests on one connection are answered in order. What a request does is the
+:class:`~.dispatch.Dispatcher`'s business, shared with the web console's WebSocket."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
-import os
-import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
-from .. import __version__
-from ..lang.cells import check_unicode
-from ..orchestration.config import ConfigError, task_to_dict
-from ..orchestration.inputs import LineSplitter
-from ..orchestration.errors import IllegalTransition, NotFound, OrchestrationError
 from ..orchestration.manager import TaskManager
-from ..orchestration.paths import inside
-from ..orchestration.states import TaskState
-from .protocol import ACTIONS, MAX_LINE, APIError, encode, error, ok, to_json_value
+from .dispatch import Dispatcher, Session
+from .protocol import MAX_LINE, encode, error
 
 __all__ = ["APIServer"]
 
 log = logging.getLogger("dporch.api")
-_CHUNK = 1 << 16
-
-
-_MAX_INT = 2 ** 31 - 1  # counts, offsets and limits beyond this are mistakes
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    """One request line -> its JSON object, or APIError("bad_request") saying what is wrong."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise APIError("bad_request", f"a request is UTF-8 text; byte {exc.start + 1} of the line is not") from None
-    try:
-        req = json.loads(text)
-    except RecursionError:
-        raise APIError("bad_request", "the request is nested too deep to read; send flat JSON") from None
-    except ValueError as exc:
-        raise APIError("bad_request", f"malformed JSON: {exc}; send one JSON object per line, "
-                                      'like {"action": "ping", "params": {}}') from None
-    if not isinstance(req, dict):
-        raise APIError("bad_request", "a request is a JSON object with an action and params")
-    if "\\u" in text:
-        try:
-            check_unicode(req)
-        except ValueError as exc:
-            raise APIError("bad_request", str(exc)) from None
-    return req
-
-
-def _param(params: dict[str, Any], name: str, kind: type | tuple = str, default: Any = ..., ) -> Any:
-    if name not in params:
-        if default is ...:
-            raise APIError("bad_request", f"missing parameter: {name}")
-        return default
-    v = params[name]
-    if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, (int, float))):
-        want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise APIError("bad_request", f"parameter {name} must be {want}, got {type(v).__name__}")
-    if kind is int and not 0 <= v <= _MAX_INT:
-        raise APIError("bad_request", f"parameter {name} must be between 0 and {_MAX_INT}, got {v}")
-    if isinstance(v, str) and "\x00" in v:
-        raise APIError("bad_request", f"parameter {name} must not contain a NUL character")
-    return v
-
-
-class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter):
-        self.writer = writer
-        self.lock = asyncio.Lock()
-        self.subscriptions: dict[str, tuple[Any, asyncio.Task]] = {}
-
-    async def send(self, msg: dict[str, Any]) -> None:
-        async with self.lock:
-            self.writer.write(encode(msg))
-            await self.writer.drain()
 
 
 class APIServer:
     def __init__(self, manager: TaskManager, *, host: str = "127.0.0.1", port: int = 8888,
                  token: str | None = None, data_dirs: list[str] | None = None,
-                 info: Callable[[], dict[str, Any]] | None = None):
-        self.manager = manager
+                 info: Callable[[], dict[str, Any]] | None = None, monitor: Any = None):
         self.host = host
         self.port = port
-        self.token = token
-        self.data_dirs = [os.path.realpath(d) for d in (data_dirs or [os.path.join(os.getcwd(), "data")])]
-        self.info = info or (lambda: {})
+        extra = info or (lambda: {})
+        self.dispatcher = Dispatcher(manager, token=token, data_dirs=data_dirs, monitor=monitor,
+                                     info=lambda: {"api": f"{self.host}:{self.port}", **extra()})
         self.server: asyncio.base_events.Server | None = None
-        self.started = time.time()
-        self.connections = 0
-        self._sub_ids = 0
+
+    @property
+    def manager(self) -> TaskManager:
+        return self.dispatcher.manager
+
+    @property
+    def data_dirs(self) -> list[str]:
+        return self.dispatcher.data_dirs
+
+    @property
+    def connections(self) -> int:
+        return self.dispatcher.sessions.get("tcp", 0)
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_LINE + 1)
@@ -110,8 +54,12 @@ class APIServer:
 
     # -- connections ------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer)
-        self.connections += 1
+        async def send(msg: dict[str, Any]) -> None:
+            writer.write(encode(msg))
+            await writer.drain()
+
+        session = Session(send, transport="tcp")
+        self.dispatcher.opened(session)
         try:
             while True:
                 try:
@@ -122,23 +70,20 @@ class APIServer:
                     line = exc.partial
                 except asyncio.LimitOverrunError:
                     await self._discard_line(reader)
-                    await conn.send(error("too_large", f"request lines are limited to {MAX_LINE} bytes; "
-                                                       "split the data into several push_data requests"))
+                    await session.send(error("too_large", f"request lines are limited to {MAX_LINE} bytes; "
+                                                          "split the data into several push_data requests"))
                     continue
                 except ValueError:  # the limit was exceeded without a separator in sight
                     await self._discard_line(reader)
-                    await conn.send(error("too_large", f"request lines are limited to {MAX_LINE} bytes"))
+                    await session.send(error("too_large", f"request lines are limited to {MAX_LINE} bytes"))
                     continue
                 if not line.strip():
                     continue
-                await conn.send(await self._request(line, conn))
+                await session.send(await self.dispatcher.request(line, session))
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            for sub, task in conn.subscriptions.values():
-                sub.close()
-                task.cancel()
-            self.connections -= 1
+            self.dispatcher.closed(session)
             writer.close()
 
     async def _discard_line(self, reader: asyncio.StreamReader) -> None:
@@ -154,207 +99,3 @@ class APIServer:
                 await reader.readexactly(max(1, buffered))
             except asyncio.IncompleteReadError:
                 return
-
-    async def _request(self, line: bytes, conn: _Connection) -> dict[str, Any]:
-        rid = None
-        try:
-            req = _decode(line)
-            rid = req.get("id")
-            token = req.get("token")
-            if self.token is not None and not (isinstance(token, str) and
-                                               hmac.compare_digest(token.encode(), self.token.encode())):
-                raise APIError("unauthorized", "this server needs a token: add \"token\": \"...\" to each request "
-                                               "(dporch --token or DPORCH_TOKEN)")
-            action = req.get("action")
-            if not isinstance(action, str):
-                raise APIError("bad_request", "missing action (a string), e.g. {\"action\": \"list_tasks\"}")
-            if action not in ACTIONS:
-                raise APIError("unknown_action", f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
-            params = req.get("params", {})
-            if params is None:
-                params = {}
-            if not isinstance(params, dict):
-                raise APIError("bad_request", "params must be a JSON object")
-            handler: Callable[..., Awaitable[tuple[Any, str]]] = getattr(self, "_" + action)
-            data, message = await handler(params, conn=conn, rid=rid)
-            return ok(data, message, rid)
-        except APIError as exc:
-            return error(exc.code, exc.message, rid)
-        except ConfigError as exc:
-            return error("invalid_config", "invalid task configuration: " + "; ".join(str(i) for i in exc.issues), rid,
-                         [{"file": i.file, "task": i.task, "field": i.field, "message": i.message} for i in exc.issues])
-        except NotFound as exc:
-            return error("not_found", str(exc), rid)
-        except IllegalTransition as exc:
-            return error("invalid_state", str(exc), rid)
-        except OrchestrationError as exc:
-            return error(exc.code if exc.code != "internal" else "internal", str(exc), rid)
-        except Exception as exc:  # noqa: BLE001 - the connection stays usable
-            log.exception("request failed")
-            return error("internal", f"internal error: {type(exc).__name__}: {exc}", rid)
-
-    # -- task management ---------------------------------------------------------------------------
-    def _task(self, params: dict[str, Any]) -> Any:
-        return self.manager.get(_param(params, "task_id"))
-
-    async def _create_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        task = self.manager.create(params, source=None, base_dir=os.getcwd())
-        return {"task_id": task.config.id}, "task created"
-
-    async def _delete_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        tid = _param(params, "task_id")
-        await self.manager.delete(tid)
-        return None, "task deleted"
-
-    async def _update_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        tid = _param(params, "task_id")
-        updates = _param(params, "updates", dict)
-        task, applied = await self.manager.update(tid, updates)
-        return {"task_id": tid, "applied": applied, "status": task.state.value}, "task updated"
-
-    async def _list_tasks(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return {"tasks": [t.summary() for t in self.manager.tasks.values()]}, "task list"
-
-    async def _get_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        task = self._task(params)
-        cfg = task_to_dict(task.config)
-        return {"id": task.config.id, "name": task.config.name, "status": task.state.value,
-                "allowed_actions": task.allowed(), "config": cfg,
-                "stats": to_json_value(task.stats())}, "task details"
-
-    async def _action(self, params: dict[str, Any], fn: Callable[[str], Awaitable[Any]], done: str) -> tuple[Any, str]:
-        tid = _param(params, "task_id")
-        await fn(tid)
-        return {"task_id": tid, "status": self.manager.get(tid).state.value}, done
-
-    async def _start_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        fresh = _param(params, "fresh", bool, False)
-
-        async def start(tid: str) -> None:
-            await self.manager.start(tid, fresh=fresh)
-        return await self._action(params, start, "task started" + (" with empty history" if fresh else ""))
-
-    async def _pause_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return await self._action(params, self.manager.pause, "task paused")
-
-    async def _resume_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return await self._action(params, self.manager.resume, "task resumed")
-
-    async def _stop_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return await self._action(params, self.manager.stop, "task stopped")
-
-    async def _reset_task(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        async def reset(tid: str) -> None:
-            self.manager.reset(tid)
-        return await self._action(params, reset, "task reset")
-
-    # -- data ----------------------------------------------------------------------------------------
-    async def _push_data(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        task = self._task(params)
-        rows = _param(params, "data", list)
-        if task.state == TaskState.PAUSED:
-            raise IllegalTransition(f"task {task.config.id!r} is paused: it takes no new data; resume it first")
-        accepted, errors = await task.push(rows)
-        return {"accepted_count": accepted, "errors": to_json_value(errors)}, "data pushed"
-
-    def _confined(self, path: str) -> str:
-        real = os.path.realpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
-        if not inside(real, self.data_dirs):
-            raise APIError("bad_request", f"file {path!r} is outside the data directories the server allows "
-                                          f"({', '.join(self.data_dirs)}); copy it there")
-        return real
-
-    async def _attach_file(self, params: dict[str, Any], *, conn: _Connection, rid: Any) -> tuple[Any, str]:
-        path = self._confined(_param(params, "file_path"))
-        task = self._task(params)
-        if not os.path.isfile(path):
-            raise APIError("bad_request", f"no such file: {path}")
-        task.check("push")
-        fmt = params.get("format") or task.config.input.format
-        split = LineSplitter(fmt if fmt in ("csv", "json") else "csv", f"attach:{path}")
-        total = os.path.getsize(path)
-        done = 0
-        errors_before = task.error_count
-        seq_before = task.next_seq
-        last_report = time.monotonic()
-        loop = asyncio.get_running_loop()
-        with open(path, "rb") as f:
-            while True:
-                data = await loop.run_in_executor(None, f.read, _CHUNK * 16)
-                chunk = split.feed(data, final=not data)
-                if chunk:
-                    await task.push_chunk(chunk)
-                done += len(data)
-                if time.monotonic() - last_report > 0.5 and data:
-                    last_report = time.monotonic()
-                    await conn.send({"status": "ok", "event": "progress", "id": rid,
-                                     "data": {"bytes": done, "total_bytes": total,
-                                              "rows": task.next_seq - seq_before}})
-                if not data:
-                    break
-        return {"processed_count": task.next_seq - seq_before, "error_count": task.error_count - errors_before,
-                "bytes": total}, "file data processed"
-
-    async def _fetch_output(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        limit = _param(params, "limit", int, 100)
-        offset = _param(params, "offset", int, 0)
-        task = self._task(params)
-        rows = task.buffer.page(offset, limit)
-        return {"total_count": task.buffer.total, "first_index": task.buffer.first_index,
-                "rows": to_json_value(rows)}, "output rows"
-
-    async def _subscribe_output(self, params: dict[str, Any], *, conn: _Connection, rid: Any) -> tuple[Any, str]:
-        task = self._task(params)
-        filt = _param(params, "filter", dict, {})
-        sub = task.buffer.subscribe(filt)
-        self._sub_ids += 1
-        sid = f"s{self._sub_ids}"
-
-        async def pump() -> None:
-            sent_dropped = 0
-            try:
-                while True:
-                    row = await sub.queue.get()
-                    msg = {"status": "ok", "event": "output", "data": to_json_value(row), "subscription": sid}
-                    if rid is not None:
-                        msg["id"] = rid
-                    if sub.dropped != sent_dropped:
-                        msg["dropped"] = sent_dropped = sub.dropped
-                    await asyncio.wait_for(conn.send(msg), timeout=30)
-            except (asyncio.TimeoutError, ConnectionError):
-                sub.close()  # a subscriber that stopped reading is dropped
-            except asyncio.CancelledError:
-                pass
-
-        conn.subscriptions[sid] = (sub, asyncio.create_task(pump()))
-        return {"subscription": sid, "task_id": task.config.id, "filter": filt}, "subscribed; send unsubscribe to stop"
-
-    async def _unsubscribe(self, params: dict[str, Any], *, conn: _Connection, **_: Any) -> tuple[Any, str]:
-        sid = params.get("subscription")
-        ids = [sid] if sid else list(conn.subscriptions)
-        dropped = 0
-        for s in ids:
-            entry = conn.subscriptions.pop(s, None)
-            if entry is None:
-                raise APIError("not_found", f"no subscription {s!r} on this connection")
-            entry[0].close()
-            entry[1].cancel()
-            dropped += entry[0].dropped
-        return {"unsubscribed": ids, "dropped": dropped}, "unsubscribed"
-
-    async def _get_errors(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        limit = _param(params, "limit", int, 100)
-        task = self._task(params)
-        errs = [e.to_dict() for e in list(task.errors)[-limit:]] if limit else []
-        return {"error_count": task.error_count, "errors": to_json_value(errs)}, "error records"
-
-    async def _ping(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        return {"pong": True}, "pong"
-
-    async def _server_info(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
-        tasks = self.manager.tasks.values()
-        return {"version": __version__, "uptime_seconds": round(time.time() - self.started, 1),
-                "api": f"{self.host}:{self.port}", "connections": self.connections,
-                "tasks": len(tasks), "running": sum(1 for t in tasks if t.state == TaskState.RUNNING),
-                "data_dirs": self.data_dirs, **self.info()}, "server info"
-

@@ -26,9 +26,14 @@ def register(app: typer.Typer) -> None:
         data_dir: list[str] = typer.Option([], "--data-dir", help="Folders API tasks and attach_file may read (default: ./data)."),
         output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder API tasks may write (default: ./output)."),
         allow_path: list[str] = typer.Option([], "--allow-path", metavar="FOLDER", help="Another folder every task may read and write; repeat for more."),
+        web: str = typer.Option("127.0.0.1:8080", "--web", metavar="HOST:PORT",
+                                help="The web console and /metrics (a port in use: another one, printed at start)."),
+        no_web: bool = typer.Option(False, "--no-web", help="No web console and no /metrics."),
+        dashboard_page: bool = typer.Option(True, "--dashboard-page/--no-dashboard-page",
+                                            help="Add the dporch page to the local cluster's Dask dashboard."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages (tasks, API, checkpoints)."),
     ) -> None:
-        """Run the task orchestrator: Dask cluster, tasks from the config, the JSON-lines API."""
+        """Run the task orchestrator: Dask cluster, tasks from the config, the JSON-lines API, the web console."""
         from ..api.app import ServeOptions, configure_logging, serve as run
         from ..orchestration.config import ConfigError
 
@@ -36,7 +41,8 @@ def register(app: typer.Typer) -> None:
         opts = ServeOptions(config=config, host=host, port=port, scheduler=scheduler, workers=workers,
                             state_dir=state_dir, token=token, dashboard=dashboard,
                             restore_running=restore_running, data_dirs=list(data_dir), output_dir=output_dir,
-                            allow_paths=list(allow_path))
+                            allow_paths=list(allow_path), web=None if no_web else web,
+                            dashboard_page=dashboard_page)
         try:
             asyncio.run(run(opts))
         except ConfigError as exc:

@@ -47,8 +47,9 @@ class Delivery:
                     self._attempts.pop(s, None)
         arrived = result.batch.arrived
         now = time.monotonic()
-        for t in arrived[:: max(1, len(arrived) // 16)]:
-            self.latencies.append(now - t)
+        sampled = arrived[:: max(1, len(arrived) // 16)]
+        self.latencies.extend(now - t for t in sampled)
+        self.latency_samples += len(sampled)  # monitors read the samples added since they last looked
         self.processed += len(arrived) - len({e["seq"] for e in result.errors})
 
     async def _script_errors(self, result: Result) -> None:

@@ -105,6 +105,7 @@ class Task(Ingest, Delivery, TaskStats):
         self.error_count = 0
         self.next_seq = 0
         self.latencies: deque[float] = deque(maxlen=2000)
+        self.latency_samples = 0  # latencies ever appended (the deque keeps the last 2,000)
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self.started_at: float | None = None
         self.stopped_at: float | None = None

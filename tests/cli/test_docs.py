@@ -59,7 +59,8 @@ def anchors(path: Path) -> set[str]:
     return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.M)}
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/language.md", "docs/orchestration.md", "docs/backtest.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/language.md", "docs/orchestration.md", "docs/backtest.md",
+                                 "docs/monitoring.md", "docs/architecture.md", "docs/api.md"])
 def test_relative_links_and_anchors_resolve(doc):
     path = ROOT / doc
     text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)

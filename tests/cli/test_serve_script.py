@@ -34,7 +34,8 @@ def serve_env(tmp_path: Path, dashboard_port: int) -> dict[str, str]:
     config.write_text("[global]\ndefault_pool_size = 1\n")
     return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "dumb",
             "LANG": "C.UTF-8", "DPORCH_SCHEDULER_PORT": str(free_port()), "DPORCH_DASHBOARD_PORT": str(dashboard_port),
-            "DPORCH_API_PORT": str(free_port()), "DPORCH_WORKERS": "1", "DPORCH_CONFIG": str(config),
+            "DPORCH_API_PORT": str(free_port()), "DPORCH_WEB": f"127.0.0.1:{free_port()}",
+            "DPORCH_WORKERS": "1", "DPORCH_CONFIG": str(config),
             "DPORCH_STATE_DIR": str(tmp_path / "state")}
 
 
@@ -73,6 +74,9 @@ def test_serve_script_reports_the_real_dashboard_stays_on_loopback_and_exits_0(t
         port = int(re.search(r":(\d+)/", dashboard).group(1))
         assert port != taken_port and dashboard.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(dashboard, timeout=10) as page:
+            assert page.status == 200
+            assert 'href="dporch"' in page.read().decode()  # the preload put dporch in the top menu
+        with urllib.request.urlopen(dashboard.replace("/status", "/dporch"), timeout=30) as page:
             assert page.status == 200
         addresses = listening(child.pid)
         assert addresses and set(addresses) <= {"127.0.0.1", "::1"}, addresses

@@ -108,7 +108,8 @@ class Serve:
         log = open(self.base / f"serve-{self.runs}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dporch.cli", "serve", "--scheduler", self.scheduler, "--config", str(self.config),
-             "--state-dir", str(self.state), "--port", str(self.port), "--allow-path", str(ROOT / "workflows")],
+             "--state-dir", str(self.state), "--port", str(self.port), "--allow-path", str(ROOT / "workflows"),
+             "--no-web"],
             stdout=log, stderr=log, env=ENV, cwd=self.base, start_new_session=True)
         wait_port(self.port)
         self.api = Client("127.0.0.1", self.port)

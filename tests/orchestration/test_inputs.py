@@ -40,7 +40,7 @@ def test_stdin_task_of_dporch_serve(tmp_path, seq_script, scheduler):
     (tmp_path / "tasks.toml").write_text(seq_task_toml("from-stdin", str(seq_script), 'type = "stdin"', str(out)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "dporch.cli", "serve", "--config", str(tmp_path / "tasks.toml"), "--port", "0",
-         "--scheduler", scheduler, "--state-dir", str(tmp_path / "state")],
+         "--scheduler", scheduler, "--state-dir", str(tmp_path / "state"), "--no-web"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     try:
         assert proc.stdin is not None
