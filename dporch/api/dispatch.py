@@ -204,6 +204,7 @@ class Dispatcher:
         cfg = task_to_dict(task.config)
         return {"id": task.config.id, "name": task.config.name, "status": task.state.value,
                 "allowed_actions": task.allowed(), "config": cfg,
+                "columns": {"input": dict(task.types), "output": task.programs[-1].output_types},
                 "stats": to_json_value(task.stats())}, "task details"
 
     async def _action(self, params: dict[str, Any], fn: Callable[[str], Awaitable[Any]], done: str) -> tuple[Any, str]:

@@ -51,6 +51,7 @@ class TaskInfo(TypedDict):
     status: str
     allowed_actions: list[str]
     config: dict[str, Any]  # the task table, as in tasks.toml
+    columns: dict[str, dict[str, str | None]]  # {"input"|"output": {name: "string" | "number" | "bool" | None}}
     stats: dict[str, Any]  # processed_count, error_count, latency_ms_p99, load_rate, units, log...
 
 

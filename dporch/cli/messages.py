@@ -64,6 +64,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
                    "en": "--set takes section.field=value, e.g. compute_pool.max_size=8; got {item!r}"},
     "filter_syntax": {"zh": "过滤条件的格式是 column=value, 例如 stock_code=000001; 收到 {item!r}",
                       "en": "a filter is column=value, e.g. stock_code=000001; got {item!r}"},
+    "filter_type": {"zh": "列 {column} 的值是 {kind}; 收到 {item!r}",
+                    "en": "column {column} holds a {kind} value; got {item!r}"},
     # -- task commands -----------------------------------------------------------------------------
     "created": {"zh": "✅ 任务已创建: {task_id}", "en": "✅ task created: {task_id}"},
     "created_started": {"zh": "✅ 任务已创建: {task_id} (已启动)", "en": "✅ task created and started: {task_id}"},

@@ -226,15 +226,26 @@ def count_rows(path: Path) -> int:
     return sum(1 for _ in read_rows(path))
 
 
-def parse_filter(items: list[str]) -> dict[str, Any]:
-    """``column=value`` items as a subscription filter (values typed as JSON when they parse)."""
+def parse_filter(items: list[str], types: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """``column=value`` items as a subscription filter. A value is typed by its column's input
+    type when the task has one (``stock_code=600000`` stays text for a string column), else as
+    JSON when it parses."""
     out: dict[str, Any] = {}
     for item in items:
         k, sep, v = item.partition("=")
         if not sep or not k:
             raise UserError("filter_syntax", item=item)
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
+        kind = (types or {}).get(k)
+        if kind == "string":
             out[k] = v
+            continue
+        try:
+            value = json.loads(v)
+        except ValueError:
+            value = v
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError("filter_type", column=k, kind="number", item=item)
+        if kind == "bool" and not isinstance(value, bool):
+            raise UserError("filter_type", column=k, kind="true/false", item=item)
+        out[k] = value
     return out

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from ..api.client import DEFAULT_SERVER, Client, DporchAPIError, NoAPIError, parse_server
+from ..api.results import TaskInfo
 from .help_style import DporchGroup
 from .messages import Messages, UserError, current
 from .present import (config_lines, count_rows, parse_filter, print_table, read_rows, read_table, read_task_file,
@@ -111,6 +112,13 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         _fail(exc.render(), exc.exit_code)
+
+
+def _column_types(info: TaskInfo) -> dict[str, str | None]:
+    """A task's output column types: as the script declares them, else as the input column of
+    the same name is typed."""
+    cols = info["columns"]
+    return {name: kind or cols["input"].get(name) for name, kind in cols["output"].items()}
 
 
 def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -269,9 +277,8 @@ def register(app: typer.Typer) -> None:
                   count: int = typer.Option(0, "--count", min=0, help="Stop after this many rows (0: until Ctrl-C)."),
                   server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt) -> None:
         """Print a task's output rows as they are produced (JSON lines)."""
-        with user_errors():
-            filt = parse_filter(filter_)
         with api_session(server, token) as c:
+            filt = parse_filter(filter_, _column_types(c.get_task(task_id)) if filter_ else None)
             try:
                 for i, row in enumerate(c.subscribe(task_id, filt), 1):
                     typer.echo(json.dumps(row, ensure_ascii=False))

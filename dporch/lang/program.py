@@ -233,6 +233,10 @@ class Program:
         return dict(self.script.inputs)
 
     @property
+    def output_types(self) -> dict[str, str | None]:
+        return dict(self.script.outputs)
+
+    @property
     def uses_lookahead(self) -> bool:
         return self.tracking.lookahead
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import socket
+import string
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -367,6 +368,8 @@ def _validate(task: TaskConfig, chk: _Checker) -> None:
         chk.add("output.mode", f"unknown mode {o.mode!r}; allowed: {', '.join(MODES)}")
     if o.type == "file" and not o.path:
         chk.add("output.path", "required for a file output (a path template such as ./output/{stock_code}.csv)")
+    if o.type == "file" and o.path:
+        _check_output_template(chk, o)
     if o.type == "tcp" and (not o.host or not isinstance(o.port, int)):
         chk.add("output", "host and port are required for a tcp output")
     if o.buffer_size < 1 or i.buffer_size < 1:
@@ -381,6 +384,23 @@ def _validate(task: TaskConfig, chk: _Checker) -> None:
         chk.add("checkpoint.max_retained_rows", f"must be at least compute_pool.batch_size ({p.batch_size})")
     if i.durable and i.type == "file":
         chk.add("input.durable", "a file can be read again: durable is for tcp and stdin inputs")
+
+
+def _check_output_template(chk: _Checker, o: OutputConfig) -> None:
+    """A merge output is one file, so its path may only use the task's fields; a split output
+    may also name the key and the script's output columns."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(o.path or "") if f is not None}
+    except ValueError as exc:
+        chk.add("output.path", f"not a valid path template ({exc}); write a literal brace as {{{{ or }}}}")
+        return
+    if "" in names or any(not n.isidentifier() for n in names):
+        chk.add("output.path", "template fields are names such as {stock_code}; "
+                               "positional or indexed fields ({}, {0}, {a.b}) are not allowed")
+    elif o.mode == "merge" and names - {"task_id", "key"}:
+        extra = ", ".join("{" + n + "}" for n in sorted(names - {"task_id", "key"}))
+        chk.add("output.path", f"a merge output is one file, so {extra} cannot vary in its path; "
+                               "set output.mode = \"split\" for one file per value")
 
 
 def check_ports(task: TaskConfig, taken: set[int], held: tuple[str, int] | None = None) -> list[ConfigIssue]:

@@ -516,7 +516,7 @@ class ComputePool:
         return sum(u.log.rows for u in self.units.values())
 
     def mean_call_ms(self) -> float:
-        """Mean round trip of the last 100 actor calls (the seed's "average response time")."""
+        """Mean round trip of the last 100 actor calls (the autoscaler's "average response time")."""
         return sum(self.recent_batch_ms) / len(self.recent_batch_ms) if self.recent_batch_ms else 0.0
 
     def units_info(self) -> list[dict[str, Any]]:

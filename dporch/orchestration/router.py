@@ -3,7 +3,8 @@
 * ``hash`` -- rendezvous hashing on a stable hash (CRC-32) of the key: a key always goes to the
   same unit, and adding or removing a unit moves only the keys that must move.
 * ``round_robin`` -- row by row over the units: balanced, but a key's rows land on different
-  units, so per-key history (``x[-1]``, indicators) is not continuous (as the seed says).
+  units, so per-key history (``x[-1]``, indicators) is not continuous; use it only
+  for scripts without history.
 * ``sticky`` -- a key -> unit table; a new key goes to the unit with the fewest keys.
 """
 

@@ -6,6 +6,7 @@ message and a non-zero exit status, never a traceback."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -381,3 +382,23 @@ def test_interactive_client_after_a_failed_connect_says_not_connected(tmp_path):
     finally:
         child.close()
     assert "Bad file descriptor" not in (child.before or "")
+
+
+def test_subscribe_filter_values_take_the_column_type(server, tmp_path):
+    """`--filter k=600000` matches the string key 600000 (not the number), `seq=4` the number;
+    a word for a number column is refused before subscribing."""
+    port = running_task(server, tmp_path, "t-filter")
+    srv = ["--server", f"127.0.0.1:{server.port}"]
+    sub = subprocess.Popen([sys.executable, "-m", "dporch.cli", "subscribe", "t-filter", "--filter", "k=600000",
+                            "--filter", "seq=4", "--count", "1", *srv], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.service is not None
+        wait_for(lambda: server.service.manager.get("t-filter").buffer.subscribers, timeout=60)
+        rows = "k,seq,x\n" + "".join(f"{k},{i},1\n" for i, k in enumerate(["600000", "000001"] * 3))
+        assert dporch("feed", str(_write(tmp_path / "f.csv", rows)), "--port", str(port), *srv).exit_code == 0
+        out, _ = sub.communicate(timeout=60)
+    finally:
+        sub.kill()
+    assert [json.loads(line) for line in out.splitlines()] == [{"k": "600000", "seq": 4, "prev": 2, "idx": 2}]
+    r = dporch("--lang", "en", "subscribe", "t-filter", "--filter", "seq=four", *srv)
+    assert r.exit_code == 2 and "column seq holds a number value; got 'seq=four'" in r.stderr

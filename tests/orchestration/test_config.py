@@ -151,3 +151,31 @@ def test_default_tasks_toml_is_valid():
     cfg = load_config(ROOT / "tasks.toml")
     assert cfg.issues == []
     assert {t.id for t in cfg.tasks} == {"realtime-indicators", "history-ma-cross", "backtest-ma-cross"}
+
+
+def test_output_path_templates_are_checked_before_start(tmp_path):
+    (tmp_path / "s.dp").write_text(GOOD_SCRIPT)
+    tasks = "".join(f"""
+        [[task]]
+        id = "{tid}"
+        scripts = ["s.dp"]
+        [task.output]
+        type = "file"
+        mode = "{mode}"
+        path = "{path}"
+    """ for tid, mode, path in [
+        ("merge_column", "merge", "out/{stock_code}.csv"),
+        ("merge_task", "merge", "out/{task_id}-{key}.csv"),
+        ("split_column", "split", "out/{stock_code}/{key}.csv"),
+        ("unbalanced", "split", "out/{key.csv"),
+        ("positional", "split", "out/{}.csv"),
+        ("attribute", "split", "out/{key.__class__}.csv"),
+    ])
+    cfg = load_config(write(tmp_path, tasks))
+    assert sorted(t.id for t in cfg.tasks) == ["merge_task", "split_column"]
+    issues = {i.task: i.message for i in cfg.issues if i.field == "output.path"}
+    assert issues["merge_column"] == ('a merge output is one file, so {stock_code} cannot vary in its path; '
+                                      'set output.mode = "split" for one file per value')
+    assert "not a valid path template" in issues["unbalanced"]
+    assert "positional or indexed fields" in issues["positional"]
+    assert "positional or indexed fields" in issues["attribute"]
