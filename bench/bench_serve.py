@@ -44,15 +44,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT, checkpoints: bool = True) -> dict:
-    """The benchmark task: script (c) per stock, 2 units, TCP in, one CSV file per stock out;
-    checkpoints on (the default: every 5 s) or off."""
+def task_config(tid: str, port: int, out: Path, script: Path = SCRIPT, checkpoints: bool = True, units: int = 2,
+                batch_size: int = 1000, batch_ms: float = 5.0) -> dict:
+    """The benchmark task: script (c) per stock, ``units`` units, TCP in, one CSV file per stock
+    out; checkpoints on (the default: every 5 s) or off."""
     return {
         "id": tid, "scripts": [str(script)],
         "schema": {"columns": [{"name": "stock_code", "type": "string", "required": True},
                                {"name": "date", "type": "string"}, {"name": "close", "type": "number"}]},
         "routing": {"enabled": True, "key_column": "stock_code", "strategy": "hash"},
-        "compute_pool": {"initial_size": 2, "max_size": 2, "window_size": 1000, "auto_scale": False},
+        "compute_pool": {"initial_size": units, "max_size": units, "window_size": 1000, "auto_scale": False,
+                         "batch_size": batch_size, "batch_ms": batch_ms},
         "input": {"type": "tcp", "host": "127.0.0.1", "port": port, "format": "csv"},
         "output": {"type": "file", "path": f"{out}/{{stock_code}}.csv", "mode": "split", "auto_flush": True},
         "checkpoint": {"enabled": checkpoints},
@@ -64,7 +66,7 @@ class Server:
     and /metrics on ``web_port`` and the dporch page on the dashboard (``dashboard_port``);
     without (the default), neither: the figures of the README were measured that way."""
 
-    def __init__(self, base: Path, monitoring: bool = False):
+    def __init__(self, base: Path, monitoring: bool = False, workers: int = 2):
         import psutil
 
         self.port = free_port()
@@ -73,7 +75,7 @@ class Server:
         extra = (["--web", f"127.0.0.1:{self.web_port}"] if monitoring else ["--no-web", "--no-dashboard-page"])
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dporch.cli", "serve", "--config", str(base / "empty.toml"),
-             "--port", str(self.port), "--workers", "2", "--state-dir", str(base / "state"),
+             "--port", str(self.port), "--workers", str(workers), "--state-dir", str(base / "state"),
              "--dashboard", f"127.0.0.1:{self.dashboard_port}", "--allow-path", str(ROOT), "--allow-path", str(base),
              *extra],
             env=_ENV, stdout=subprocess.DEVNULL, stderr=open(base / "serve.log", "w"))
@@ -101,11 +103,7 @@ class Server:
 
     def cpu(self) -> tuple[float, float]:
         """CPU seconds so far: (orchestrator, workers)."""
-        def used(p) -> float:
-            t = p.cpu_times()
-            return t.user + t.system
-
-        return used(self.ps), sum(used(c) for c in self.ps.children(recursive=True))
+        return _cpu(self.ps), sum(_cpu(c) for c in self.ps.children(recursive=True))
 
     def close(self) -> None:
         self.api.close()
@@ -122,23 +120,45 @@ def count_rows(out: Path) -> tuple[int, int]:
 def throughput(server: Server, tid: str, port: int, out: Path | None, data: Path, rows: int) -> dict:
     feeder = subprocess.Popen([sys.executable, "-m", "dporch.cli", "feed", str(data), "--port", str(port)],
                               env=_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cpu0, t0, first = server.cpu(), time.perf_counter(), 0
+    import psutil
+
+    feeder_ps, feeder_cpu = psutil.Process(feeder.pid), None
+    cpu0, t0, first, f0 = server.cpu(), time.perf_counter(), 0, 0.0
     while (done := server.task(tid)["stats"]["processed_count"]) < rows:
-        if feeder.poll() not in (None, 0):
-            raise SystemExit("the feeder failed")
+        if feeder_cpu is None:
+            pid, status, usage = os.wait4(feeder.pid, os.WNOHANG)  # reaped here, for its CPU time
+            if pid:
+                feeder.returncode = os.waitstatus_to_exitcode(status)
+                if feeder.returncode:
+                    raise SystemExit("the feeder failed")
+                feeder_cpu = usage.ru_utime + usage.ru_stime
         if not first and done:  # the clock starts with the first processed rows
-            cpu0, t0, first = server.cpu(), time.perf_counter(), done
+            cpu0, t0, first, f0 = server.cpu(), time.perf_counter(), done, _cpu(feeder_ps)
         time.sleep(0.01)
     wall = time.perf_counter() - t0
     cpu1 = server.cpu()
-    feeder.wait(60)
+    if feeder_cpu is None:
+        _, _, usage = os.wait4(feeder.pid, 0)
+        feeder.returncode = 0
+        feeder_cpu = usage.ru_utime + usage.ru_stime
+    f1 = feeder_cpu
     time.sleep(0.2)  # the last auto-flush
     stats = server.task(tid)["stats"]
     written, files = count_rows(out) if out is not None else (rows, 0)  # None: the task writes no files
     if written != rows or stats["error_count"]:
         raise SystemExit(f"expected {rows} rows in the files, found {written} ({stats['error_count']} errors)")
     return {"rows": rows, "first": first, "files": files, "wall_s": wall, "rows_per_s": (rows - first) / wall,
-            "cpu_orchestrator_s": cpu1[0] - cpu0[0], "cpu_workers_s": cpu1[1] - cpu0[1]}
+            "cpu_orchestrator_s": cpu1[0] - cpu0[0], "cpu_workers_s": cpu1[1] - cpu0[1], "cpu_feeder_s": f1 - f0,
+            "batches": sum(u["batches"] for u in stats["units"])}
+
+
+def _cpu(p) -> float:
+    """User + system CPU seconds of a process (0 once it has exited)."""
+    try:
+        t = p.cpu_times()
+    except Exception:  # noqa: BLE001 - psutil.NoSuchProcess: it finished
+        return 0.0
+    return t.user + t.system
 
 
 def paced_feed(port: int, data: str, rate: float, seconds: float) -> None:
@@ -233,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stocks", type=int, default=100)
     ap.add_argument("--rate", type=float, default=5000.0, help="ticks/s of the latency phase")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
+    ap.add_argument("--workers", type=int, default=2, help="Dask worker processes, one compute unit on each")
+    ap.add_argument("--batch-size", type=int, default=1000, help="compute_pool.batch_size: rows per actor call")
+    ap.add_argument("--batch-ms", type=float, default=5.0, help="compute_pool.batch_ms: a partial batch waits this long")
+    ap.add_argument("--no-latency", action="store_true", help="measure the throughput only")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--compare-checkpoints", type=int, default=0, metavar="N",
                     help="run the throughput phase N times with checkpoints on and N times off, alternating")
@@ -243,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = ["throughput"]
         for i in range(a.compare_checkpoints):
             runs += [f"throughput-off-{i}"] + ([f"throughput-{i}"] if i else [])
-        ports = {tid: free_port() for tid in [*runs, "latency"]}
+        ports = {tid: free_port() for tid in [*runs, *([] if a.no_latency else ["latency"])]}
         t = time.perf_counter()
-        server = Server(base)
+        server = Server(base, workers=a.workers)
         try:
             for tid, port in ports.items():
-                server.run_task(task_config(tid, port, base / tid, checkpoints="off" not in tid))
+                server.run_task(task_config(tid, port, base / tid, checkpoints="off" not in tid, units=a.workers,
+                                            batch_size=a.batch_size, batch_ms=a.batch_ms))
             print(f"data: {data.name}, {os.cpu_count()} cpus; server up in {time.perf_counter() - t:.1f} s")
             figures: dict[str, list[float]] = {"on": [], "off": []}
             for tid in runs:
@@ -259,11 +284,17 @@ def main(argv: list[str] | None = None) -> int:
                 per = tp["rows"] - tp["first"]
                 print(f"throughput  {tp['rows_per_s']:10,.0f} ticks/s  ({tp['rows']:,} ticks into {tp['files']} files "
                       f"in {tp['wall_s']:.2f} s; CPU per tick: orchestrator {tp['cpu_orchestrator_s'] / per * 1e6:.1f} µs, "
-                      f"units {tp['cpu_workers_s'] / per * 1e6:.1f} µs; checkpoints {mode}, {ck['count']} taken)")
+                      f"units {tp['cpu_workers_s'] / per * 1e6:.1f} µs, feeder {tp['cpu_feeder_s'] / per * 1e6:.1f} µs; "
+                      f"{tp['rows'] / max(1, tp['batches']):,.0f} rows per actor call; "
+                      f"checkpoints {mode}, {ck['count']} taken)")
             if figures["off"]:
                 on, off = statistics.median(figures["on"]), statistics.median(figures["off"])
                 print(f"checkpoints cost {1 - on / off:+.1%} of throughput (median of {len(figures['on'])} runs: "
                       f"{on:,.0f} ticks/s on, {off:,.0f} off)")
+            if a.no_latency:
+                if a.json:
+                    print(json.dumps({"throughput": tp}))
+                return 0
             lt = latency(server, "latency", ports["latency"], base / "latency", data, a.rate, a.seconds)
             print(f"latency     at {lt['rate']:,.0f} ticks/s: tick-to-file p50 {lt['p50_ms']:.1f} ms, "
                   f"p99 {lt['p99_ms']:.1f} ms, max {lt['max_ms']:.1f} ms (server's own p99 "

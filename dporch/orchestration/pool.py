@@ -63,6 +63,7 @@ class Unit:
     calls: deque = field(default_factory=deque)  # (call future, monotonic send time) in send order
     next_no: int = 0  # number of the next ordered call on the current actor
     rows: int = 0
+    batches: int = 0  # batches delivered (rows / batches: how full the micro-batches run)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a call was sent
     space: asyncio.Event = field(default_factory=asyncio.Event)  # a result was handled
     consumer: asyncio.Task | None = None
@@ -395,6 +396,7 @@ class ComputePool:
                 self.spans.append((unit.uid, now - took, now, len(item.seqs)))
                 if not item.delivered:
                     unit.rows += len(item.seqs)
+                    unit.batches += 1
                     item.delivered = True
                     await self.on_result(Result(*decode_result(data), item))
             else:
@@ -520,6 +522,6 @@ class ComputePool:
         return sum(self.recent_batch_ms) / len(self.recent_batch_ms) if self.recent_batch_ms else 0.0
 
     def units_info(self) -> list[dict[str, Any]]:
-        return [{"id": u.uid, "worker": u.worker, "status": u.status, "rows": u.rows,
+        return [{"id": u.uid, "worker": u.worker, "status": u.status, "rows": u.rows, "batches": u.batches,
                  "keys": self.router.load.get(u.slot, 0), "in_flight": len(u.calls),
                  "retained_rows": u.log.rows} for u in self.units.values()]
