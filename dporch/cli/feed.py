@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.client import Client, DporchAPIError, parse_server
-from .messages import UserError
+from .messages import UserError, file_errors
 
 __all__ = ["FeedResult", "load_lines", "check_target", "feed"]
 
@@ -44,14 +44,8 @@ class FeedResult:
 
 def load_lines(file: Path) -> tuple[str, list[str]]:
     """(CSV header or "", data lines) of a CSV or JSON-lines file, with precise errors."""
-    try:
+    with file_errors(file):
         lines = file.read_text(encoding="utf-8-sig").splitlines(keepends=True)
-    except FileNotFoundError:
-        raise UserError("file_not_found", path=str(file)) from None
-    except UnicodeDecodeError as exc:
-        raise UserError("file_not_utf8", path=str(file), byte=exc.start) from None
-    except OSError as exc:
-        raise UserError("file_unreadable", path=str(file), reason=exc.strerror or str(exc)) from None
     lines = [line if line.endswith("\n") else line + "\n" for line in lines if line.strip()]
     if lines and not lines[0].lstrip().startswith("{"):
         return lines[0], lines[1:]

@@ -9,9 +9,11 @@ languages of a message take the same fields.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
-__all__ = ["LANGS", "CATALOGUE", "Messages", "UserError", "detect_lang", "use", "current"]
+__all__ = ["LANGS", "CATALOGUE", "Messages", "UserError", "file_errors", "detect_lang", "use", "current"]
 
 LANGS = ("zh", "en")
 
@@ -243,3 +245,17 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+@contextmanager
+def file_errors(path: Path) -> Iterator[None]:
+    """Reading ``path`` in the body: a missing, unreadable or non-UTF-8 file becomes a
+    :class:`UserError` that names it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UserError("file_not_found", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise UserError("file_not_utf8", path=str(path), byte=exc.start) from None
+    except OSError as exc:
+        raise UserError("file_unreadable", path=str(path), reason=exc.strerror or str(exc)) from None

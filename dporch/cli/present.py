@@ -17,7 +17,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from ..api.client import ConfigProblem, DporchAPIError
-from .messages import Messages, UserError
+from .messages import Messages, UserError, file_errors
 
 __all__ = ["STATUS_COLOUR", "status_text", "tasks_table", "task_panel", "rows_table", "print_table", "format_cell",
            "format_number", "config_lines", "read_table", "read_task_file", "read_rows", "count_rows", "parse_filter"]
@@ -137,14 +137,8 @@ def config_lines(exc: DporchAPIError, source: str, msgs: Messages, task_id: str 
 
 def read_table(path: Path) -> dict[str, Any]:
     """A TOML (or, for .json, JSON) file holding one table, with precise errors."""
-    try:
+    with file_errors(path):
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("file_not_found", path=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise UserError("file_not_utf8", path=str(path), byte=exc.start) from None
-    except OSError as exc:
-        raise UserError("file_unreadable", path=str(path), reason=exc.strerror or str(exc)) from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -188,19 +182,8 @@ def read_task_file(path: Path) -> dict[str, Any]:
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a CSV file (header first) or of JSON lines, as dicts; a missing, unreadable or
     malformed file raises :class:`UserError` naming the file (and the line)."""
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise UserError("file_not_found", path=str(path)) from None
-    except OSError as exc:
-        raise UserError("file_unreadable", path=str(path), reason=exc.strerror or str(exc)) from None
-    with f:
-        try:
-            yield from _parse_rows(f, path)
-        except UnicodeDecodeError as exc:
-            raise UserError("file_not_utf8", path=str(path), byte=exc.start) from None
-        except OSError as exc:
-            raise UserError("file_unreadable", path=str(path), reason=exc.strerror or str(exc)) from None
+    with file_errors(path), open(path, encoding="utf-8-sig", newline="") as f:
+        yield from _parse_rows(f, path)
 
 
 def _parse_rows(f: Any, path: Path) -> Iterator[dict[str, Any]]:
