@@ -64,6 +64,12 @@ class DaskProcesses:
                                          "--name", name, "--host", "127.0.0.1", "--no-dashboard",
                                          "--death-timeout", "60")
 
+    def start_workers(self, n: int) -> None:
+        """Workers w1..wn, and wait until the scheduler has them all."""
+        for i in range(1, n + 1):
+            self.add_worker(f"w{i}")
+        self.wait_workers(len(self.workers))
+
     def wait_workers(self, n: int, timeout: float = 60) -> None:
         from dask.distributed import Client
 

@@ -15,9 +15,7 @@ from .test_worker_loss import expected, read_split, run, send, task_config, tick
 
 
 def test_stop_start_pause_resume_every_half_second(dask_procs, tmp_path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     tcp_lines = ticks(60_000, stocks=50)
     out = tmp_path / "out"
     pushed: list[str] = []  # rows the API accepted, in order
@@ -75,9 +73,7 @@ def test_stop_start_pause_resume_every_half_second(dask_procs, tmp_path):
 
 
 def test_scaling_up_and_down_mid_stream_moves_state_with_keys(dask_procs, tmp_path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(20_000)
     out = tmp_path / "out"
 

@@ -46,9 +46,7 @@ def by_stock(rows: list[list[str]]) -> dict[str, list[list[str]]]:
 
 
 def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: DaskProcesses, tmp_path: Path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(300_000)  # long enough to be killed mid-run after a checkpoint
     data = tmp_path / "ticks.csv"
     data.write_text(HEADER + "".join(lines))
@@ -94,9 +92,7 @@ def test_file_tasks_killed_mid_run_resume_from_their_checkpoint(dask_procs: Dask
 
 
 def test_durable_tcp_task_killed_loses_and_repeats_nothing(dask_procs: DaskProcesses, tmp_path: Path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(30_000)
     port = free_port()
     config = tmp_path / "tasks.toml"

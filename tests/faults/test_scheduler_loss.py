@@ -13,9 +13,7 @@ from .test_worker_loss import expected, read_split, run, send, task_config, tick
 
 
 def test_scheduler_killed_and_started_again(dask_procs, tmp_path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(16_000)
     out = tmp_path / "out"
 

@@ -107,9 +107,7 @@ async def kill_a_unit_worker(procs: DaskProcesses, manager: Any, task: Any) -> s
 def test_worker_killed_while_rows_stream_in(dask_procs, tmp_path):
     """SIGKILL of a worker while batches are in flight: the unit is rebuilt on the other worker
     from its checkpoint and its log, and no output cell differs."""
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(12000)
     out = tmp_path / "out"
 
@@ -134,10 +132,7 @@ def test_worker_killed_while_rows_stream_in(dask_procs, tmp_path):
 def test_worker_killed_while_idle_and_while_paused(dask_procs, tmp_path):
     """A unit whose worker dies while nothing is in flight is found out by its next call; one
     that dies while the task is paused is rebuilt before the task resumes its rows."""
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.add_worker("w3")
-    dask_procs.wait_workers(3)
+    dask_procs.start_workers(3)
     lines = ticks(6000)
     out = tmp_path / "out"
 
@@ -165,9 +160,7 @@ def test_both_workers_lost_in_turn_then_a_new_one(dask_procs, tmp_path):
     """The second worker dies after the first: no worker is left, so the task goes to error,
     keeping every row it had not finished. A new worker joins; reset and start continue with
     identical output."""
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(8000)
     out = tmp_path / "out"
 
@@ -199,9 +192,7 @@ def test_both_workers_lost_in_turn_then_a_new_one(dask_procs, tmp_path):
 
 
 def test_without_checkpoints_a_lost_unit_loses_no_row_but_its_keys_history(dask_procs, tmp_path):
-    dask_procs.add_worker("w1")
-    dask_procs.add_worker("w2")
-    dask_procs.wait_workers(2)
+    dask_procs.start_workers(2)
     lines = ticks(6000, stocks=20)
     out = tmp_path / "out"
 
