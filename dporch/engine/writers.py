@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import string
+import sys
 from typing import Any, Callable, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
@@ -34,13 +35,29 @@ def csv_column(col: Sequence[Any]) -> list[str]:
 
 
 _ARROW_MIN = 256  # below this many cells, repr() beats the cost of an Arrow round trip
+# Importing numpy and pyarrow takes ~0.1 s, which Arrow's formatting (~100-250 ns a cell faster
+# than repr) earns back only after some 400k cells: a process formats its first cells with
+# repr() and turns to Arrow once this many went through repr (or when Arrow is loaded anyway),
+# so a small `dporch run` never pays for the import and a large one loses at most ~0.1 s.
+_REPR_BUDGET = 300_000
+_repr_cells = 0
+
+
+def _use_arrow(n: int) -> bool:
+    global _repr_cells
+    if n < _ARROW_MIN:
+        return False
+    if "pyarrow.compute" in sys.modules:
+        return True
+    _repr_cells += n
+    return _repr_cells > _REPR_BUDGET
 
 
 def _float_texts(col: Sequence[float | None]) -> list[str]:
     """Texts of a column of floats and nulls. Large columns use Arrow's shortest round-trip
-    formatting (the same digits as Python's ``repr``, about 4x faster); exponents and NaN are
+    formatting (the same digits as Python's ``repr``, about 2-4x faster); exponents and NaN are
     then rewritten by :func:`csv_cell`, which never uses an exponent."""
-    if len(col) >= _ARROW_MIN:
+    if _use_arrow(len(col)):
         texts = _arrow_texts(col)
     else:
         texts = [t[:-2] if t[-2:] == ".0" else t for t in map(repr, col)]
