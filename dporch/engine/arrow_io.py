@@ -65,6 +65,13 @@ def _values(arr: pa.Array, dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return values, null
 
 
+def _bool_values(arr: pa.Array) -> np.ndarray:
+    """A BooleanArray without nulls as numpy bools, from its bitmap (``to_numpy`` on a
+    BooleanArray goes through pyarrow's pandas shim, which imports pandas)."""
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), bitorder="little")
+    return bits[arr.offset: arr.offset + len(arr)].astype(bool)
+
+
 def _chunk(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
 
@@ -122,8 +129,7 @@ def format_column(col: Col) -> pa.Array:
         # Arrow writes the same shortest digits as Python, but switches to an exponent at its own
         # thresholds (1.23456789015e+10); §9.4 never uses one, so those cells (and NaN) are
         # formatted by Python.
-        has_exponent = pc.match_substring(texts, "e").to_numpy(zero_copy_only=False)
-        odd = ~np.isfinite(v) | has_exponent
+        odd = ~np.isfinite(v) | _bool_values(pc.match_substring(texts, "e"))
         if col.null is not None:
             odd &= ~col.null
         if odd.any():  # exponents and NaN: Python's rule, never an exponent

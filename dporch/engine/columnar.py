@@ -8,7 +8,6 @@ gives the exact result (or error) of the language reference.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
@@ -84,13 +83,18 @@ def _has_quote(path: str) -> bool:
             return False
 
 
+def _load_talib() -> None:
+    from ..lang.indicators._column import load_talib
+
+    load_talib(without_pandas=True)
+
+
 def _preload_indicators(program: Program) -> None:
-    """Import TA-Lib (which imports pandas: ~0.5 s) in a thread while the file is read, when
-    the script calls an indicator."""
+    """Import TA-Lib in a thread while the file is read, when the script calls an indicator
+    (without letting it import pandas: see load_talib)."""
     calls = (n for st in program.script.body for n in A.walk(st) if isinstance(n, A.Call))
     if any(c.name in INDICATORS and c.pkg is None for c in calls):
-        threading.Thread(target=importlib.import_module, args=("dporch.lang.indicators._column",),
-                         daemon=True).start()
+        threading.Thread(target=_load_talib, daemon=True).start()
 
 
 def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_KEY,

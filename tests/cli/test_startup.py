@@ -79,6 +79,14 @@ def test_run_on_a_small_file_takes_the_row_form_without_numpy_or_arrow(tmp_path,
     assert (tmp_path / "o.csv").read_text().count("\n") == 301
 
 
+def test_the_column_form_does_not_load_pandas(tmp_path):
+    """TA-Lib would import pandas to wrap its Series; the column form passes numpy arrays."""
+    mods = top(loaded(tmp_path, "run", str(ROOT / "workflows" / "indicators.dp"), str(SAMPLE),
+                      "-o", str(tmp_path / "o.csv"), force_columns=True))
+    assert {"dporch.engine.columnar", "pyarrow", "talib"} <= mods
+    assert mods & {"pandas", "polars", "dask", "distributed", "asyncio"} == set()
+
+
 def test_importing_dporch_loads_no_engine(tmp_path):
     code = "import sys, dporch; print(' '.join(sorted(m for m in sys.modules if m.startswith('dporch'))))"
     names = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
