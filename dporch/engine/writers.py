@@ -43,14 +43,21 @@ _REPR_BUDGET = 300_000
 _repr_cells = 0
 
 
-def _use_arrow(n: int) -> bool:
+def _use_arrow(n: int, cells: int | None = None) -> bool:
+    """Whether to format ``n`` values (of ``cells`` cells) through Arrow now."""
     global _repr_cells
     if n < _ARROW_MIN:
         return False
     if "pyarrow.compute" in sys.modules:
         return True
-    _repr_cells += n
+    _repr_cells += n if cells is None else cells
     return _repr_cells > _REPR_BUDGET
+
+
+def expect_many_rows() -> None:
+    """A long-running writer (the daemon): use Arrow from the first large block on."""
+    global _repr_cells
+    _repr_cells = _REPR_BUDGET
 
 
 def _float_texts(col: Sequence[float | None]) -> list[str]:
@@ -123,8 +130,13 @@ class RowWriter:
             for r in rows:
                 self.write(r)
             return
-        texts = [csv_column(c) for c in zip(*rows)]
-        self._buf.append("\n".join(map(",".join, zip(*texts))))
+        if _use_arrow(len(rows), len(rows) * len(self.columns)):
+            from .row_blocks import block_text
+
+            self._buf.append(block_text(list(zip(*rows)))[:-1])
+        else:
+            texts = [csv_column(c) for c in zip(*rows)]
+            self._buf.append("\n".join(map(",".join, zip(*texts))))
         self._added(len(rows))
 
     def _added(self, n: int) -> None:
@@ -238,6 +250,40 @@ class SplitWriter:
     def write_rows(self, rows: list[list[Any]], keys: list[Any]) -> None:
         if not rows:
             return
+        if not self._used and self.columns and _use_arrow(len(rows), len(rows) * len(self.columns)):
+            self._write_block(rows, keys)
+        else:
+            self._write_lines(rows, keys)
+        self.count += len(rows)
+        self._n_pending += len(rows)
+        if self._n_pending >= self.buffer_rows:
+            self.flush()
+
+    def _write_block(self, rows: list[list[Any]], keys: list[Any]) -> None:
+        """Paths that depend on the key only: the block's text is made at once (Arrow) and each
+        file's lines taken as one slice."""
+        from .row_blocks import grouped_text
+
+        paths = self._paths
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            path = paths.get(key)
+            if path is None:
+                if len(paths) >= 65536:
+                    paths.clear()
+                path = paths[key] = self.path_for(key)
+            rows_of = groups.get(path)
+            if rows_of is None:
+                rows_of = groups[path] = []
+            rows_of.append(i)
+        pending = self._pending
+        for path, text in grouped_text(list(zip(*rows)), groups).items():
+            bucket = pending.get(path)
+            if bucket is None:
+                bucket = pending[path] = []
+            bucket.append(text[:-1])
+
+    def _write_lines(self, rows: list[list[Any]], keys: list[Any]) -> None:
         texts = [csv_column(c) for c in zip(*rows)] if self.columns else [[] for _ in rows]
         lines = map(",".join, zip(*texts)) if self.columns else ("" for _ in rows)
         pending, paths, used = self._pending, self._paths, self._used
@@ -256,10 +302,6 @@ class SplitWriter:
             if bucket is None:
                 bucket = pending[path] = []
             bucket.append(line)
-        self.count += len(rows)
-        self._n_pending += len(rows)
-        if self._n_pending >= self.buffer_rows:
-            self.flush()
 
     def _handle(self, path: str) -> TextIO:
         f = self._open.get(path)
