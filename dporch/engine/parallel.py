@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import zlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..lang.errors import DPLangError, InputError
 from ..lang.program import Program
@@ -144,7 +144,7 @@ def run_parallel_daemon(program: Program, source: LineSource, template: str, *, 
                 n = source.wait_lines()
                 if n == 0:
                     break
-                pending = iter([next(source) for _ in range(min(n, BLOCK_LINES * workers))])
+                pending = [next(source) for _ in range(min(n, BLOCK_LINES * workers))]
                 buckets, line_no = _route(pending, source, kidx, workers, line_no, owner)
                 for conn, (numbers, lines) in zip(pipes, buckets):
                     if numbers:
@@ -175,14 +175,36 @@ def _preload_writer() -> None:
     importlib.import_module(".row_blocks", __package__)
 
 
-def _route(pending: Iterator[str], source: LineSource, kidx: int | None, workers: int,
+def _worker_of(k: str, owner: dict[str, int], workers: int) -> int:
+    w = owner.get(k)
+    if w is None:
+        if len(owner) >= 1 << 16:  # many distinct keys: keep the cache bounded
+            owner.clear()
+        w = owner[k] = stable_hash(k.strip()) % workers
+    return w
+
+
+def _route(lines: list[str], source: LineSource, kidx: int | None, workers: int,
            line_no: int, owner: dict[str, int] | None = None) -> tuple[list[tuple[list[int], list[str]]], int]:
     """Records of one block by worker (stable hash of the key cell) with their input line
     numbers, and the last line number; a quoted record spanning lines takes the next ones.
     ``owner``: the worker of each key text seen so far (filled here)."""
     if owner is None:
         owner = {}
+    if (kidx is not None and lines and lines[-1].endswith("\n") and not any(map(str.isspace, lines))
+            and '"' not in "".join(lines)):
+        # The common block: one record per line, none blank. Per-line work in comprehensions.
+        keys = [c[kidx] if len(c) > kidx else "" for c in (line.split(",", kidx + 1) for line in lines)]
+        get = owner.get
+        ws = [get(k) for k in keys]
+        if None in ws:
+            ws = [_worker_of(k, owner, workers) if w is None else w for k, w in zip(keys, ws)]
+        numbers = range(line_no + 1, line_no + 1 + len(lines))
+        out = [([n for n, x in zip(numbers, ws) if x == w], [ln for ln, x in zip(lines, ws) if x == w])
+               for w in range(workers)]
+        return out, line_no + len(lines)
     buckets: list[tuple[list[int], list[str]]] = [([], []) for _ in range(workers)]
+    pending = iter(lines)
     for line in pending:
         line_no += 1
         start = line_no
@@ -208,12 +230,7 @@ def _route(pending: Iterator[str], source: LineSource, kidx: int | None, workers
                 line_no += len(consumed)
             else:
                 cells = line.split(",", kidx + 1)
-            k = cells[kidx] if kidx < len(cells) else ""
-            w = owner.get(k)  # type: ignore[assignment]
-            if w is None:
-                if len(owner) >= 1 << 16:  # many distinct keys: keep the cache bounded
-                    owner.clear()
-                w = owner[k] = stable_hash(k.strip()) % workers
+            w = _worker_of(cells[kidx] if kidx < len(cells) else "", owner, workers)
         if not record.strip():
             continue
         record = record if record.endswith("\n") else record + "\n"
