@@ -53,11 +53,12 @@ def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool
             block.lines = [line_of[n - 1] for n in got]
         return block, last
     block = Block()
-    raw = list(islice(lines, limit))
+    take = getattr(lines, "take", None)  # a LineSource hands over a block at once
+    raw = take(limit) if take is not None else list(islice(lines, limit))
     if not raw:
         block.done = True
         return block, line_no
-    has_quote = any('"' in line for line in raw)
+    has_quote = '"' in "".join(raw)
     if not has_quote:
         rows = [line.split(",") for line in raw]
         if set(map(len, rows)) == {n_cells} and (n_cells > 1 or all(line.strip() for line in raw)):
