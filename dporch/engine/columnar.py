@@ -69,7 +69,14 @@ def evaluate(program: Program, inputs: dict[str, Col], key_codes: np.ndarray | N
     inverse[order] = np.arange(n)
     emitted = np.flatnonzero(emitted_sorted[inverse])
     pick = inverse[emitted]  # positions in the grouped layout of the emitted rows, input order
-    return emitted, [c.take(pick) for c in outs], len(groups)
+    # An output that is an input column unchanged is that column in input order: no reordering.
+    original = {id(frame.inputs[name]): col for name, col in inputs.items()}
+    every = len(emitted) == n
+    cols = []
+    for c in outs:
+        src = original.get(id(c))
+        cols.append(c.take(pick) if src is None else src if every else src.take(emitted))
+    return emitted, cols, len(groups)
 
 
 def _has_quote(path: str) -> bool:
@@ -83,18 +90,16 @@ def _has_quote(path: str) -> bool:
             return False
 
 
-def _load_talib() -> None:
-    from ..lang.indicators._column import load_talib
-
-    load_talib(without_pandas=True)
-
-
 def _preload_indicators(program: Program) -> None:
-    """Import TA-Lib in a thread while the file is read, when the script calls an indicator
-    (without letting it import pandas: see load_talib)."""
+    """Import TA-Lib and run its agreement probes in a thread while the file is read, when the
+    script calls an indicator (without letting TA-Lib import pandas: see load_talib)."""
+    from ..lang.indicators import prepare_columns
+
     calls = (n for st in program.script.body for n in A.walk(st) if isinstance(n, A.Call))
-    if any(c.name in INDICATORS and c.pkg is None for c in calls):
-        threading.Thread(target=_load_talib, daemon=True).start()
+    names = [c.name for c in calls if c.name in INDICATORS and c.pkg is None]
+    if names:
+        threading.Thread(target=prepare_columns, args=(names,), kwargs={"without_pandas": True},
+                         daemon=True).start()
 
 
 def run_columns(program: Program, path: str, out: BinaryIO, *, key: Any = AUTO_KEY,
