@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.bench_run import ensure_data, measure  # noqa: E402
+from bench.bench_run import ensure_data, measure_cpu  # noqa: E402
 
 SCRIPT = ROOT / "workflows" / "indicators.dp"
 
@@ -55,10 +55,11 @@ def bench_push_many(data: Path, batch: int) -> tuple[float, int]:
     return time.perf_counter() - t, len(frame)
 
 
-def bench_daemon(data: Path, extra: list[str]) -> tuple[float, int]:
+def bench_daemon(data: Path, extra: list[str]) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS in KB, CPU seconds of the daemon and its workers)."""
     with tempfile.TemporaryDirectory() as out:
-        return measure([sys.executable, "-m", "dporch.cli", "daemon", str(SCRIPT), str(data), "--split",
-                        "--out", out, *extra])
+        return measure_cpu([sys.executable, "-m", "dporch.cli", "daemon", str(SCRIPT), str(data), "--split",
+                            "--out", out, *extra])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     runs = [bench_daemon(data, a.extra) for _ in range(a.repeat)]
     wall = min(r[0] for r in runs)
     rss = max(r[1] for r in runs)
-    print(f"daemon --split ({a.rows} rows)  {a.rows / wall:10,.0f} rows/s  ({wall:.2f} s wall)  peak RSS {rss / 1024:.1f} MB")
+    print(f"daemon --split ({a.rows} rows)  {a.rows / wall:10,.0f} rows/s  ({wall:.2f} s wall)  peak RSS {rss / 1024:.1f} MB"
+          f"  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)}; cpu: {', '.join(f'{r[2]:.2f}' for r in runs)})")
     if a.daemon_scale > 1:
         big = ensure_data(a.rows * a.daemon_scale, a.stocks)
-        wall, rss_big = bench_daemon(big, a.extra)
+        wall, rss_big, _ = bench_daemon(big, a.extra)
         n = a.rows * a.daemon_scale
         print(f"daemon --split ({n} rows) {n / wall:10,.0f} rows/s  ({wall:.2f} s wall)  peak RSS {rss_big / 1024:.1f} MB "
               f"({(rss_big / rss - 1) * 100:+.1f}% vs {a.rows} rows)")
+    print(f"load after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

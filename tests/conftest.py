@@ -91,3 +91,13 @@ def pytest_generate_tests(metafunc):
     if n > 1 and _BACKTEST_TESTS in Path(metafunc.definition.path).resolve().parents:
         metafunc.fixturenames.append("_repeat")
         metafunc.parametrize("_repeat", range(n), ids=[f"run{i + 1}" for i in range(n)])
+
+
+@pytest.fixture(autouse=True)
+def _column_form_at_any_size(monkeypatch):
+    """`dporch run` keeps inputs under 1 MiB in the row form (its start is cheaper); the tests'
+    files are small and a plain ``run`` in them means the column form wherever it applies, as
+    ``--row-form`` means the row form. tests/cli/test_startup.py checks the size rule itself."""
+    from dporch.cli import lang_commands
+
+    monkeypatch.setattr(lang_commands, "COLUMN_FORM_MIN_BYTES", 0)

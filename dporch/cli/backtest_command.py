@@ -13,7 +13,6 @@ from typing import Any, Optional
 
 import typer
 
-from ..lang.errors import DPLangError, ParamError
 from .lang_commands import SET_HELP, load_program, report, set_values
 
 __all__ = ["register"]
@@ -214,6 +213,8 @@ def _backtest(target: Path, data: list[str] | None, task_id: str | None, key: st
               html: bool, charts: int,
               helper: Any, console: Any, t0: float) -> None:
     """The command, with its options (see :func:`register`)."""
+    from ..lang.errors import DPLangError
+
     from rich.console import Console
 
     script, task_key, task_params = target, None, {}
@@ -321,6 +322,7 @@ def _write(result: Any, out: Path, html: bool, t: float, t0: float, sweep_result
 def _sweep_combos(program: Any, items: list[str], console: Any, grid: Any) -> tuple[list[str], list[dict[str, Any]]]:
     """The swept parameters and every combination, each value converted to the parameter's
     type (a usage error, exit 2, names what is wrong)."""
+    from ..lang.errors import ParamError
     from ..lang.params import resolve_params
 
     try:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..engine.batch import AUTO_KEY, HeaderError, run_batch
-from ..engine.readers import open_text, read_records, utf8_error
-from ..engine.writers import LazyFile, RowWriter
-from ..lang.errors import CheckError, Diagnostic, DPLangError, InputError, ParamError
-from ..lang.params import param_text, parse_assignments
-from ..lang.program import Program, compile_program, read_script
+if TYPE_CHECKING:
+    from ..lang.errors import Diagnostic, DPLangError
+    from ..lang.program import Program
+
+# The compiler and the engines load inside the commands: `dporch --help` and the task commands
+# need none of them, and `dporch run` on a small file needs neither numpy nor Arrow.
 
 __all__ = ["register"]
 
@@ -44,6 +44,9 @@ SET_HELP = ("Set a script parameter declared in -- PARAMS -- (docs/language.md, 
 
 def set_values(items: list[str] | None) -> dict[str, str]:
     """``--set NAME=VALUE`` options as a dict, exiting 2 on a malformed item."""
+    from ..lang.errors import ParamError
+    from ..lang.params import parse_assignments
+
     try:
         return parse_assignments(items or [])
     except ParamError as exc:
@@ -54,6 +57,9 @@ def set_values(items: list[str] | None) -> dict[str, str]:
 def load_program(script: Path, strict_null: bool = False, params: dict[str, object] | None = None) -> Program:
     """Compile a script for a command, exiting 2 on I/O and parameter errors and 1 on script
     errors."""
+    from ..lang.errors import DPLangError, InputError, ParamError
+    from ..lang.program import compile_program, read_script
+
     try:
         source = read_script(str(script))
     except InputError as exc:
@@ -73,9 +79,34 @@ def load_program(script: Path, strict_null: bool = False, params: dict[str, obje
     return program
 
 
+# The column form first imports numpy and pyarrow (and TA-Lib for indicators): ~0.1 s of CPU
+# before its first row; the row form needs none of them and takes ~3-8 us a row more. Below
+# about 1 MiB of CSV (~20k rows of ticks) the row form finishes first (bench/bench_startup.py).
+COLUMN_FORM_MIN_BYTES = 1 << 20
+
+
+def _large_enough(input: str, explain: bool) -> bool:
+    """Whether the input file is large enough for the column form to pay for its imports."""
+    import os
+
+    try:
+        size = os.stat(input).st_size
+    except OSError:
+        return False  # the row form reports it
+    if size >= COLUMN_FORM_MIN_BYTES:
+        return True
+    if explain:
+        _err(f"using the row form: the input has {size:,} bytes, under the {COLUMN_FORM_MIN_BYTES:,} "
+             "for which the column form pays for its start")
+    return False
+
+
 def _run_columns(program: Program, input: str, output: Path | None, key: str | None, explain: bool) -> bool:
     """Try the column form on a CSV file; False when the row form must run instead."""
+    from ..engine.batch import AUTO_KEY, HeaderError
     from ..engine.columnar import run_columns
+    from ..engine.readers import utf8_error
+    from ..engine.writers import LazyFile
     from ..lang.vector_values import Unsupported
 
     out = LazyFile(output, binary=True) if output else sys.stdout.buffer
@@ -116,13 +147,18 @@ def register(app: typer.Typer) -> None:
         set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help=SET_HELP),
     ) -> None:
         """Run SCRIPT once per input row (batch mode) and print the output rows."""
+        from ..engine.batch import AUTO_KEY, HeaderError, run_batch
+        from ..engine.readers import open_text, read_records, utf8_error
+        from ..engine.writers import LazyFile, RowWriter
+        from ..lang.errors import DPLangError, InputError
+
         program = load_program(script, strict_null, set_values(set_))
         if explain:
             from ..lang.vector import explain as explain_forms
             for line in explain_forms(program):
                 _err(line)
         if (input not in (None, "-") and fmt is OutFormat.csv and not strict_null and not row_form
-                and _run_columns(program, input, output, key, explain)):
+                and _large_enough(input, explain) and _run_columns(program, input, output, key, explain)):
             return
         where = input if input not in (None, "-") else "stdin"
         stream = None
@@ -163,6 +199,10 @@ def register(app: typer.Typer) -> None:
                                                        help=SET_HELP + " Checks the values too.")) -> None:
         """Lex, parse, load packages and run the static checks; print every finding (and the
         script's parameters with the values a run would use)."""
+        from ..lang.errors import CheckError, DPLangError, InputError, ParamError
+        from ..lang.params import param_text
+        from ..lang.program import compile_program, read_script
+
         given = set_values(set_)
         try:
             source = read_script(str(script))

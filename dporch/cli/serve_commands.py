@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +33,8 @@ def register(app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages (tasks, API, checkpoints)."),
     ) -> None:
         """Run the task orchestrator: Dask cluster, tasks from the config, the JSON-lines API, the web console."""
+        import asyncio
+
         from ..api.app import ServeOptions, configure_logging, serve as run
         from ..orchestration.config import ConfigError
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import TYPE_CHECKING, BinaryIO, Optional
 
 import typer
 
-from ..engine.batch import AUTO_KEY
-from ..engine.daemon import run_daemon
-from ..engine.parallel import run_parallel_daemon
-from ..engine.sources import LineSource
-from ..engine.writers import RowWriter, SplitWriter
-from ..lang.errors import DPLangError, InputError
 from .lang_commands import load_program, report
+
+if TYPE_CHECKING:
+    from ..engine.writers import RowWriter, SplitWriter
 
 __all__ = ["register"]
 
@@ -39,6 +36,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stream rows through SCRIPT as they arrive: bad lines are reported and skipped, failing
         rows are skipped, and every accepted row is written before exit (also on Ctrl-C)."""
+        from ..engine.batch import AUTO_KEY
+        from ..engine.daemon import run_daemon
+        from ..engine.sources import LineSource
+        from ..lang.errors import DPLangError, InputError
+
         program = load_program(script)
         src: int | BinaryIO
         if input is None or input == "-":
@@ -58,6 +60,8 @@ def register(app: typer.Typer) -> None:
         source = LineSource(src, follow=follow)
         try:
             if workers > 1:
+                from ..engine.parallel import run_parallel_daemon
+
                 stats = run_parallel_daemon(program, source, str(out / "{key}.csv"), workers=workers,
                                             key=AUTO_KEY if key is None else key, window=window,
                                             buffer=buffer, report=lambda m: _err(f"warning: {m}"), note=_err)
@@ -78,6 +82,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _sink(columns: list[str], out: Optional[Path], split: bool, buffer: int) -> SplitWriter | RowWriter:
+    from ..engine.writers import RowWriter, SplitWriter
+
     if split:
         assert out is not None
         return SplitWriter(str(out / "{key}.csv"), columns, buffer_rows=buffer)

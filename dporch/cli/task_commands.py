@@ -10,19 +10,21 @@ import os
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
 
-from ..api.client import DEFAULT_SERVER, Client, DporchAPIError, NoAPIError, parse_server
-from ..api.results import TaskInfo
 from .help_style import DporchGroup
 from .messages import Messages, UserError, current
-from .present import (config_lines, count_rows, parse_filter, print_table, read_rows, read_table, read_task_file,
-                      rows_table, task_panel, tasks_table)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..api.client import Client
+    from ..api.results import TaskInfo
+
+# rich, the API client and .present load when a command runs: every `dporch ...` command (a
+# one-second `dporch run` included) imports this module to register these commands.
 
 __all__ = ["register", "connect", "api_session", "describe_error", "push_file", "CONNECT_TIMEOUT",
            "HANDSHAKE_TIMEOUT"]
@@ -36,21 +38,50 @@ TokenOpt = typer.Option(None, "--token", envvar="DPORCH_TOKEN", help="API token,
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 TaskArg = typer.Argument(..., metavar="TASK", help="The task id (dporch tasks list shows them).")
 
-out = Console()
-err = Console(stderr=True)
+_consoles: dict[bool, Console] = {}
+
+
+def _console(stderr: bool) -> Console:
+    """The stdout (``stderr=False``) or stderr console, made once."""
+    c = _consoles.get(stderr)
+    if c is None:
+        from rich.console import Console
+
+        c = _consoles[stderr] = Console(stderr=stderr)
+    return c
+
+
+def _present() -> Any:
+    from . import present
+
+    return present
+
+
+def _print_table(table: Any) -> None:
+    _present().print_table(_console(False), table)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _address(server: Optional[str]) -> str:
+    from ..api.client import DEFAULT_SERVER
+
     return server or os.environ.get("DPORCH_SERVER") or DEFAULT_SERVER
 
 
 def _fail(text: str, code: int) -> NoReturn:
-    err.print(f"[red]{escape(current()('error'))}:[/red] {escape(text)}", soft_wrap=True)
+    _console(True).print(f"[red]{escape(current()('error'))}:[/red] {escape(text)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 def connect(server: Optional[str], token: Optional[str]) -> Client:
     """A connection to a dporch API that answered a ping, or :class:`UserError` saying why not."""
+    from ..api.client import Client, NoAPIError, parse_server
+
     address = _address(server)
     try:
         host, port = parse_server(server)
@@ -73,8 +104,10 @@ def connect(server: Optional[str], token: Optional[str]) -> Client:
     return client
 
 
-def describe_error(exc: UserError | DporchAPIError | OSError, address: str, msgs: Messages) -> tuple[str, int]:
+def describe_error(exc: Exception, address: str, msgs: Messages) -> tuple[str, int]:
     """The message and exit status of a failed request (1: refused by the server, 2: no server)."""
+    from ..api.client import DporchAPIError, NoAPIError
+
     if isinstance(exc, UserError):
         return exc.render(msgs), exc.exit_code
     if isinstance(exc, DporchAPIError):
@@ -86,10 +119,13 @@ def describe_error(exc: UserError | DporchAPIError | OSError, address: str, msgs
 
 @contextmanager
 def api_session(server: Optional[str], token: Optional[str],
-                on_config: Callable[[DporchAPIError], list[str]] | None = None) -> Iterator[Client]:
+                on_config: Callable[[Any], list[str]] | None = None) -> Iterator[Client]:
     """Connect, run the body, and turn every failure into a message and an exit status;
     ``on_config`` formats an invalid_config error (one line per problem)."""
+    from ..api.client import DporchAPIError
+
     msgs = current()
+    err = _console(True)
     try:
         with connect(server, token) as client:
             yield client
@@ -114,7 +150,7 @@ def user_errors() -> Iterator[None]:
         _fail(exc.render(), exc.exit_code)
 
 
-def _column_types(info: TaskInfo) -> dict[str, str | None]:
+def _column_types(info: "TaskInfo") -> dict[str, str | None]:
     """A task's output column types: as the script declares them, else as the input column of
     the same name is typed."""
     cols = info["columns"]
@@ -140,6 +176,8 @@ def _set_value(updates: dict[str, Any], dotted: str, value: str) -> None:
 
 
 def _updates(file: Optional[Path], items: list[str]) -> dict[str, Any]:
+    from .present import read_table
+
     updates: dict[str, Any] = read_table(file) if file is not None else {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -151,9 +189,13 @@ def _updates(file: Optional[Path], items: list[str]) -> dict[str, Any]:
 
 def push_file(c: Client, task_id: str, file: Path, batch: int, label: str) -> dict[str, Any]:
     """push_data a local file in requests of ``batch`` rows, with a progress bar on stderr."""
+    from rich.progress import Progress
+
+    from .present import count_rows, read_rows
+
     total = count_rows(file)
     accepted, errors = 0, []
-    with Progress(console=err, transient=True) as bar:
+    with Progress(console=_console(True), transient=True) as bar:
         job = bar.add_task(label, total=total)
         rows = read_rows(file)
         while chunk := list(islice(rows, batch)):
@@ -173,7 +215,7 @@ def register(app: typer.Typer) -> None:
         """List the tasks with their state, compute pool and rows processed."""
         with api_session(server, token) as c:
             data = c.list_tasks()
-        _emit(data, as_json, lambda: print_table(out, tasks_table(data["tasks"], current())))
+        _emit(data, as_json, lambda: _print_table(_present().tasks_table(data["tasks"], current())))
 
     @tasks.command("show")
     def show(task_id: str = TaskArg, server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt,
@@ -181,28 +223,28 @@ def register(app: typer.Typer) -> None:
         """A task's configuration and statistics."""
         with api_session(server, token) as c:
             data = c.get_task(task_id)
-        _emit(data, as_json, lambda: out.print(task_panel(data, current())))
+        _emit(data, as_json, lambda: _console(False).print(_present().task_panel(data, current())))
 
     @tasks.command("create")
-    def create(file: Path = typer.Argument(..., metavar="FILE", help=escape("A TOML file with one [[task]] table, or a JSON object.")),
+    def create(file: Path = typer.Argument(..., metavar="FILE", help="A TOML file with one [\\[task]] table, or a JSON object."),
                start: bool = typer.Option(False, "--start", help="Start the task once created."),
                server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt, as_json: bool = JsonOpt) -> None:
         """Create a task from a file (script and data paths in it are relative to the file)."""
         with user_errors():
-            config = read_task_file(file)
-        with api_session(server, token, lambda e: config_lines(e, str(file), current())) as c:
+            config = _present().read_task_file(file)
+        with api_session(server, token, lambda e: _present().config_lines(e, str(file), current())) as c:
             data = c.create_task(config)
             if start:
                 c.start_task(data["task_id"])
         key = "created_started" if start else "created"
-        _emit(data, as_json, lambda: out.print(escape(current()(key, task_id=data["task_id"]))))
+        _emit(data, as_json, lambda: _console(False).print(escape(current()(key, task_id=data["task_id"]))))
 
     def simple(name: str, method: str, message: str) -> None:
         def command(task_id: str = TaskArg, server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt,
                     as_json: bool = JsonOpt) -> None:
             with api_session(server, token) as c:
                 data = getattr(c, method)(task_id)
-            _emit(data, as_json, lambda: out.print(escape(current()(message, task_id=task_id))))
+            _emit(data, as_json, lambda: _console(False).print(escape(current()(message, task_id=task_id))))
         command.__doc__ = f"{name.capitalize()} a task."
         tasks.command(name)(command)
 
@@ -214,7 +256,7 @@ def register(app: typer.Typer) -> None:
         """Start a task (it continues from its last checkpoint)."""
         with api_session(server, token) as c:
             data = c.start_task(task_id, fresh=fresh)
-        _emit(data, as_json, lambda: out.print(escape(current()("started", task_id=task_id))))
+        _emit(data, as_json, lambda: _console(False).print(escape(current()("started", task_id=task_id))))
 
     simple("pause", "pause_task", "paused")
     simple("resume", "resume_task", "resumed")
@@ -231,9 +273,9 @@ def register(app: typer.Typer) -> None:
         """Change a task's configuration (a running task takes compute_pool.max_size and output.buffer_size)."""
         with user_errors():
             updates = _updates(file, set_)
-        with api_session(server, token, lambda e: config_lines(e, task_id, current(), task_id=task_id)) as c:
+        with api_session(server, token, lambda e: _present().config_lines(e, task_id, current(), task_id=task_id)) as c:
             data = c.update_task(task_id, updates)
-        _emit(data, as_json, lambda: out.print(escape(current()("updated", fields=", ".join(data["applied"])))))
+        _emit(data, as_json, lambda: _console(False).print(escape(current()("updated", fields=", ".join(data["applied"])))))
 
     @app.command()
     def push(task_id: str = TaskArg,
@@ -242,12 +284,12 @@ def register(app: typer.Typer) -> None:
              server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt, as_json: bool = JsonOpt) -> None:
         """Push the rows of a local file to a running task (push_data)."""
         with user_errors():
-            count_rows(file)  # a missing or malformed file fails before anything is sent
+            _present().count_rows(file)  # a missing or malformed file fails before anything is sent
         with api_session(server, token) as c:
             result = push_file(c, task_id, file, batch, current()("pushing"))
         n, bad = result["accepted_count"], len(result["errors"])
         text = current()("pushed_errors", count=n, errors=bad) if bad else current()("pushed", count=n)
-        _emit(result, as_json, lambda: out.print(escape(text)))
+        _emit(result, as_json, lambda: _console(False).print(escape(text)))
 
     @app.command()
     def attach(task_id: str = TaskArg,
@@ -256,7 +298,7 @@ def register(app: typer.Typer) -> None:
         """Stream a file on the server through a task (attach_file)."""
         with api_session(server, token) as c:
             data = c.attach_file(task_id, file)
-        _emit(data, as_json, lambda: out.print(escape(current()("attached", count=data["processed_count"]))))
+        _emit(data, as_json, lambda: _console(False).print(escape(current()("attached", count=data["processed_count"]))))
 
     @app.command()
     def output(task_id: str = TaskArg,
@@ -268,7 +310,7 @@ def register(app: typer.Typer) -> None:
         with api_session(server, token) as c:
             data = c.fetch_output(task_id, limit, offset)
         title = current()("output_page", count=len(data["rows"]), total=data["total_count"])
-        _emit(data, as_json, lambda: print_table(out, rows_table(data["rows"], title)))
+        _emit(data, as_json, lambda: _print_table(_present().rows_table(data["rows"], title)))
 
     @app.command()
     def subscribe(task_id: str = TaskArg,
@@ -278,7 +320,8 @@ def register(app: typer.Typer) -> None:
                   server: Optional[str] = ServerOpt, token: Optional[str] = TokenOpt) -> None:
         """Print a task's output rows as they are produced (JSON lines)."""
         with api_session(server, token) as c:
-            filt = parse_filter(filter_, _column_types(c.get_task(task_id)) if filter_ else None)
+            with user_errors():
+                filt = _present().parse_filter(filter_, _column_types(c.get_task(task_id)) if filter_ else None)
             try:
                 for i, row in enumerate(c.subscribe(task_id, filt), 1):
                     typer.echo(json.dumps(row, ensure_ascii=False))

@@ -3,7 +3,6 @@ workflow (docs/orchestration.md, "Workflows")."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Optional
@@ -68,6 +67,8 @@ def run(config: Path = ConfigArg,
         workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the local cluster."),
         state_dir: Path = StateOpt, allow_path: list[str] = AllowOpt) -> None:
     """Run the batch tasks that are out of date, in dependency order, on Dask."""
+    import asyncio
+
     from ..api.app import ServeOptions, configure_logging
     from ..orchestration.config import ConfigError
 

@@ -7,7 +7,7 @@ add ~0.5 s and ~100 MB to every `dporch run`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -24,13 +24,28 @@ __all__ = ["read_table", "num_col", "str_col", "bool_col", "string_array", "form
 _TYPES = {"number": pa.float64(), "string": pa.string(), "bool": pa.string()}
 
 
-def string_array(values: list[str]) -> pa.Array:
-    """A StringArray of Python strings, built from buffers."""
-    data = "".join(values).encode("utf-8")
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
-    if values:
-        offsets[1:] = np.cumsum([len(v.encode("utf-8")) for v in values])
-    return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+def string_array(values: Sequence[str], end: str = "") -> pa.Array:
+    """A StringArray of Python strings, each followed by ``end``, built from buffers."""
+    n = len(values)
+    if n == 0:
+        return pa.Array.from_buffers(pa.string(), 0, [None, pa.py_buffer(np.zeros(1, dtype=np.int32)),
+                                                      pa.py_buffer(b"")])
+    text = end.join(values) + end if end else "".join(values)
+    data = text.encode("utf-8")
+    if len(data) == len(text):  # ASCII: characters are bytes
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    else:
+        index: dict[str, int] = {}
+        codes = [index.setdefault(v, len(index)) for v in values]
+        if len(index) * 4 <= n:  # few distinct texts (signals, codes): encode each once
+            idx = np.array(codes, dtype=np.int32)
+            return string_array(list(index), end).take(pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(idx)]))
+        lengths = np.fromiter((len(v.encode("utf-8")) for v in values), dtype=np.int64, count=n)
+    if end:
+        lengths += len(end.encode("utf-8"))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _scalar(text: str) -> pa.Scalar:
@@ -63,6 +78,13 @@ def _values(arr: pa.Array, dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
         valid = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little")
         null = ~valid[arr.offset: arr.offset + len(arr)].astype(bool)
     return values, null
+
+
+def _bool_values(arr: pa.Array) -> np.ndarray:
+    """A BooleanArray without nulls as numpy bools, from its bitmap (``to_numpy`` on a
+    BooleanArray goes through pyarrow's pandas shim, which imports pandas)."""
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), bitorder="little")
+    return bits[arr.offset: arr.offset + len(arr)].astype(bool)
 
 
 def _chunk(col: pa.ChunkedArray) -> pa.Array:
@@ -103,52 +125,86 @@ def bool_col(col: pa.ChunkedArray) -> Bool:
     return Bool(table[s.codes], s.null)
 
 
-def _texts_with_nulls(texts: pa.Array, null: np.ndarray | None) -> pa.Array:
+def _with_nulls(texts: pa.Array, null: np.ndarray | None) -> pa.Array:
+    """``texts`` with the rows of ``null`` marked null (the join writes them as empty cells)."""
     if null is None or not null.any():
         return texts
-    empty = string_array([""] * 1)[0]
-    masked = pa.Array.from_buffers(pa.string(), len(texts), [_bitmap(~null)] + texts.buffers()[1:],
-                                   offset=texts.offset)
-    return pc.fill_null(masked, empty)
+    return pa.Array.from_buffers(pa.string(), len(texts), [_bitmap(~null)] + texts.buffers()[1:],
+                                 offset=texts.offset)
 
 
-def format_column(col: Col) -> pa.Array:
-    """The §9.4 CSV cell texts of a column (identical to ``csv_cell`` per value)."""
+# Arrow writes the shortest round-trip digits, as Python's repr does, but switches to an exponent
+# outside [1e-6, 1e10) (1.23456789015e+10); §9.4 never uses one. Cells outside the narrower range
+# below (and zeros, NaN, inf) are formatted by Python: a numeric test, where searching the texts
+# for "e" cost ~15 ns a cell. _arrow_range_ok() checks the range on this pyarrow build.
+_ARROW_LOW, _ARROW_HIGH = 1e-5, 1e9
+_range_checked: list[bool] = []
+
+
+def _arrow_range_ok() -> bool:
+    if not _range_checked:
+        probe = [0.0, -0.0, 1e-5, -1e-5, 1.0000000000000002e-5, 0.00012345678901234567, 0.1, 1 / 3, 2.5,
+                 123456.789, 999999999.9999999, -999999999.9999999, 987654321.1234567, 1e8, 5e-5]
+        v = np.array(probe, dtype=np.float64)
+        texts = pc.cast(pa.Array.from_buffers(pa.float64(), len(v), [None, pa.py_buffer(v)]), pa.string())
+        _range_checked.append(texts.to_pylist() == [number_text(x) for x in probe])
+    return _range_checked[0]
+
+
+def _num_texts(col: Num) -> pa.Array:
+    v = np.ascontiguousarray(col.v)
+    n = len(v)
+    texts = pc.cast(pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(v)]), pa.string())
+    if _arrow_range_ok():
+        a = np.abs(v)
+        odd = ~(((a >= _ARROW_LOW) & (a < _ARROW_HIGH)) | (v == 0.0))  # NaN compares False: odd
+    else:
+        odd = ~np.isfinite(v) | _bool_values(pc.match_substring(texts, "e"))
+    if col.null is not None:
+        odd &= ~col.null
+    if odd.any():
+        idx = np.flatnonzero(odd)
+        repl = string_array([number_text(float(x)) for x in v[idx]])
+        texts = pc.replace_with_mask(texts, pa.Array.from_buffers(pa.bool_(), n, [None, _bitmap(odd)]), repl)
+    return texts
+
+
+def _take(cats: list[str], codes: np.ndarray) -> pa.Array:
+    idx = np.ascontiguousarray(codes, dtype=np.int32)
+    return string_array(cats).take(pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))
+
+
+def format_column(col: Col, end: str = "") -> pa.Array:
+    """The §9.4 CSV cell texts of a column (identical to ``csv_cell`` per value), each followed
+    by ``end``; null cells are null (empty once joined) when ``end`` is empty."""
     if isinstance(col, Num):
-        v = col.v
-        n = len(v)
-        arr = pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(np.ascontiguousarray(v))])
-        texts = pc.cast(arr, pa.string())
-        # Arrow writes the same shortest digits as Python, but switches to an exponent at its own
-        # thresholds (1.23456789015e+10); §9.4 never uses one, so those cells (and NaN) are
-        # formatted by Python.
-        has_exponent = pc.match_substring(texts, "e").to_numpy(zero_copy_only=False)
-        odd = ~np.isfinite(v) | has_exponent
-        if col.null is not None:
-            odd &= ~col.null
-        if odd.any():  # exponents and NaN: Python's rule, never an exponent
-            idx = np.flatnonzero(odd)
-            repl = string_array([number_text(float(x)) for x in v[idx]])
-            texts = pc.replace_with_mask(texts, pa.Array.from_buffers(pa.bool_(), n, [None, _bitmap(odd)]), repl)
-        return _texts_with_nulls(texts, col.null)
+        texts = _with_nulls(_num_texts(col), col.null)
+        if end:  # a null cell becomes just ``end``
+            texts = pc.binary_join_element_wise(texts, _scalar(""), _scalar(end), null_handling="replace",
+                                                null_replacement="")
+        return texts
     if isinstance(col, Bool):
-        cats = string_array(["false", "true"])
-        idx = col.v.astype(np.int32)
-        texts = cats.take(pa.Array.from_buffers(pa.int32(), len(idx), [None, pa.py_buffer(idx)]))
-        return _texts_with_nulls(texts, col.null)
-    cats = string_array([csv_cell(c) for c in col.cats] or [""])
-    codes = np.ascontiguousarray(col.codes, dtype=np.int32)
-    texts = cats.take(pa.Array.from_buffers(pa.int32(), len(codes), [None, pa.py_buffer(codes)]))
-    return _texts_with_nulls(texts, col.null)
+        cats, codes = ["false", "true"], col.v.astype(np.int32)
+    else:
+        cats = [csv_cell(c) for c in col.cats] or [""]
+        codes = col.codes
+    if end or col.null is not None:
+        # Nulls take an extra category: no validity bitmap, no fill pass.
+        cats = [c + end for c in cats] + [end]
+        if col.null is not None and col.null.any():
+            codes = np.where(col.null, len(cats) - 1, codes)
+    return _take(cats, codes)
 
 
 def csv_text(columns: list[pa.Array]) -> memoryview:
-    """Rows of the formatted columns as CSV body text (``a,b\\n`` per row)."""
+    """Rows of the formatted columns as CSV body text; the last column's cells already end in
+    ``\n`` (``format_column(col, "\n")``), so one join makes the lines."""
     if not columns or len(columns[0]) == 0:
         return memoryview(b"")
-    comma, newline, empty = _scalar(","), _scalar("\n"), _scalar("")
-    lines = pc.binary_join_element_wise(*columns, comma) if len(columns) > 1 else columns[0]
-    lines = pc.binary_join_element_wise(lines, newline, empty)
+    if len(columns) > 1:
+        lines = pc.binary_join_element_wise(*columns, _scalar(","), null_handling="replace", null_replacement="")
+    else:
+        lines = columns[0]
     bufs = lines.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(lines) + 1 + lines.offset)
     start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
@@ -167,9 +223,11 @@ def write_csv_rows(cols: list[Col], n: int, out: Any, *, threads: int = 2, chunk
     ``threads`` threads (Arrow releases the GIL) and written in order."""
     from concurrent.futures import ThreadPoolExecutor
 
+    last = len(cols) - 1
+
     def text(start: int) -> memoryview:
         end = min(start + chunk, n)
-        return csv_text([format_column(_slice(c, start, end)) for c in cols])
+        return csv_text([format_column(_slice(c, start, end), "\n" if i == last else "") for i, c in enumerate(cols)])
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for part in pool.map(text, range(0, n, chunk)):

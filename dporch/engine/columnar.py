@@ -8,7 +8,6 @@ gives the exact result (or error) of the language reference.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
@@ -70,7 +69,14 @@ def evaluate(program: Program, inputs: dict[str, Col], key_codes: np.ndarray | N
     inverse[order] = np.arange(n)
     emitted = np.flatnonzero(emitted_sorted[inverse])
     pick = inverse[emitted]  # positions in the grouped layout of the emitted rows, input order
-    return emitted, [c.take(pick) for c in outs], len(groups)
+    # An output that is an input column unchanged is that column in input order: no reordering.
+    original = {id(frame.inputs[name]): col for name, col in inputs.items()}
+    every = len(emitted) == n
+    cols = []
+    for c in outs:
+        src = original.get(id(c))
+        cols.append(c.take(pick) if src is None else src if every else src.take(emitted))
+    return emitted, cols, len(groups)
 
 
 def _has_quote(path: str) -> bool:
@@ -85,11 +91,14 @@ def _has_quote(path: str) -> bool:
 
 
 def _preload_indicators(program: Program) -> None:
-    """Import TA-Lib (which imports pandas: ~0.5 s) in a thread while the file is read, when
-    the script calls an indicator."""
+    """Import TA-Lib and run its agreement probes in a thread while the file is read, when the
+    script calls an indicator (without letting TA-Lib import pandas: see load_talib)."""
+    from ..lang.indicators import prepare_columns
+
     calls = (n for st in program.script.body for n in A.walk(st) if isinstance(n, A.Call))
-    if any(c.name in INDICATORS and c.pkg is None for c in calls):
-        threading.Thread(target=importlib.import_module, args=("dporch.lang.indicators._column",),
+    names = [c.name for c in calls if c.name in INDICATORS and c.pkg is None]
+    if names:
+        threading.Thread(target=prepare_columns, args=(names,), kwargs={"without_pandas": True},
                          daemon=True).start()
 
 

@@ -38,22 +38,27 @@ class Block:
 
 def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool,
                warn: Callable[[str], None], state: dict, limit: int = BLOCK_LINES,
-               line_of: Callable[[int], int] | None = None) -> tuple[Block, int]:
+               line_of: Sequence[int] | None = None) -> tuple[Block, int]:
     """Up to ``limit`` records and the last line number read. Blank lines are skipped; a record
     with the wrong number of cells is padded/truncated (batch, one warning for extra cells) or
-    marked bad (strict). ``line_of`` maps the running line number to the input's (when the
+    marked bad (strict). ``line_of[n - 1]`` is the input's number of running line n (when the
     lines come from a larger input, as in the parallel daemon)."""
     if line_of is not None:
         block, last = read_block(lines, line_no, n_cells, strict=strict, state=state, limit=limit,
                                  warn=lambda m: warn(_renumber(m, line_of)))
-        block.lines = [line_of(n) for n in block.lines]
+        got = block.lines
+        if isinstance(got, range) and got.step == 1:  # every line a record: a slice, not a loop
+            block.lines = list(line_of[got.start - 1:got.stop - 1])
+        else:
+            block.lines = [line_of[n - 1] for n in got]
         return block, last
     block = Block()
-    raw = list(islice(lines, limit))
+    take = getattr(lines, "take", None)  # a LineSource hands over a block at once
+    raw = take(limit) if take is not None else list(islice(lines, limit))
     if not raw:
         block.done = True
         return block, line_no
-    has_quote = any('"' in line for line in raw)
+    has_quote = '"' in "".join(raw)
     if not has_quote:
         rows = [line.split(",") for line in raw]
         if set(map(len, rows)) == {n_cells} and (n_cells > 1 or all(line.strip() for line in raw)):
@@ -108,10 +113,10 @@ def read_block(lines: Iterator[str], line_no: int, n_cells: int, *, strict: bool
     return block, line_no
 
 
-def _renumber(message: str, line_of: Callable[[int], int]) -> str:
+def _renumber(message: str, line_of: Sequence[int]) -> str:
     head, sep, rest = message.partition(":")
     if head.startswith("line ") and head[5:].isdigit():
-        return f"line {line_of(int(head[5:]))}{sep}{rest}"
+        return f"line {line_of[int(head[5:]) - 1]}{sep}{rest}"
     return message
 
 

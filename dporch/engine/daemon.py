@@ -14,6 +14,7 @@ from .columns import BLOCK_LINES, read_block
 from .readers import _split_quoted, json_loads, sniff_format
 from .sources import LineSource, stopped_by_signals
 from .streaming import RowError, StreamingExecutor
+from .writers import expect_many_rows
 
 __all__ = ["DaemonStats", "run_daemon", "Sink"]
 
@@ -48,6 +49,7 @@ def run_daemon(program: Program, source: LineSource, sink: Sink, *, key: Any = A
     written before returning."""
     stats = DaemonStats()
     t0 = time.perf_counter()
+    expect_many_rows()
 
     def on_error(err: RowError) -> None:
         stats.errors += 1

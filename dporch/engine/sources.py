@@ -137,6 +137,25 @@ class LineSource:
     def __iter__(self) -> Iterator[str]:
         return self
 
+    def take(self, n: int) -> list[str]:
+        """The next ``n`` lines (fewer when the input ends): ``list(islice(self, n))`` without a
+        call per line."""
+        out: list[str] = []
+        lines = self._lines
+        while len(out) < n:
+            if not lines:
+                self.wait_lines()
+                if not lines:
+                    break
+            k = min(n - len(out), len(lines))
+            if k == len(lines):
+                out.extend(lines)
+                lines.clear()
+            else:
+                pop = lines.popleft
+                out.extend([pop() for _ in range(k)])
+        return out
+
     def __next__(self) -> str:
         if not self._lines:
             self.wait_lines()

@@ -242,7 +242,9 @@ class StreamingExecutor:
         assert self._bound is not None and self._typed is not None
         # Streams are laid out identically for both compilations; the typed one drops checks
         # and is valid when every value has its declared type (always for CSV text).
-        step = self._typed.step if self._conforms(values) else self._bound.step
+        # (CSV text typed by text_column conforms unless a cell was bad)
+        clean_text = isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[1], Block) and not bad
+        step = self._typed.step if clean_text or self._conforms(values) else self._bound.step
         rows = zip(*values) if values else iter([()] * n)
         self._touched.update(keys)
         t0 = time.perf_counter()
@@ -309,8 +311,12 @@ class StreamingExecutor:
 
                 values.append(text_column(cols[j], kind, on_bad, exact=block.exact))
             kj = index.get(self._key) if self._key is not None else None
-            keys = text_column(cols[kj], "string", lambda *a: None, exact=block.exact) \
-                if kj is not None else [None] * len(block.rows)
+            if kj is None:
+                keys = [None] * len(block.rows)
+            elif (self._key, "string") in self._convs:  # the key column is typed already
+                keys = values[self._convs.index((self._key, "string"))]
+            else:
+                keys = text_column(cols[kj], "string", lambda *a: None, exact=block.exact)
             return columns, values, keys, bad, lines
         nan_is_null = False
         if hasattr(batch, "to_pydict") and hasattr(batch, "schema"):  # pyarrow RecordBatch/Table

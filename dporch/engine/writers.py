@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import string
+import sys
 from typing import Any, Callable, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
@@ -34,13 +35,36 @@ def csv_column(col: Sequence[Any]) -> list[str]:
 
 
 _ARROW_MIN = 256  # below this many cells, repr() beats the cost of an Arrow round trip
+# Importing numpy and pyarrow takes ~0.1 s, which Arrow's formatting (~100-250 ns a cell faster
+# than repr) earns back only after some 400k cells: a process formats its first cells with
+# repr() and turns to Arrow once this many went through repr (or when Arrow is loaded anyway),
+# so a small `dporch run` never pays for the import and a large one loses at most ~0.1 s.
+_REPR_BUDGET = 300_000
+_repr_cells = 0
+
+
+def _use_arrow(n: int, cells: int | None = None) -> bool:
+    """Whether to format ``n`` values (of ``cells`` cells) through Arrow now."""
+    global _repr_cells
+    if n < _ARROW_MIN:
+        return False
+    if "pyarrow.compute" in sys.modules:
+        return True
+    _repr_cells += n if cells is None else cells
+    return _repr_cells > _REPR_BUDGET
+
+
+def expect_many_rows() -> None:
+    """A long-running writer (the daemon): use Arrow from the first large block on."""
+    global _repr_cells
+    _repr_cells = _REPR_BUDGET
 
 
 def _float_texts(col: Sequence[float | None]) -> list[str]:
     """Texts of a column of floats and nulls. Large columns use Arrow's shortest round-trip
-    formatting (the same digits as Python's ``repr``, about 4x faster); exponents and NaN are
+    formatting (the same digits as Python's ``repr``, about 2-4x faster); exponents and NaN are
     then rewritten by :func:`csv_cell`, which never uses an exponent."""
-    if len(col) >= _ARROW_MIN:
+    if _use_arrow(len(col)):
         texts = _arrow_texts(col)
     else:
         texts = [t[:-2] if t[-2:] == ".0" else t for t in map(repr, col)]
@@ -112,8 +136,13 @@ class RowWriter:
             for r in zip(*columns) if self.columns else ([] for _ in range(n)):
                 self.write(list(r))
             return
-        texts = [csv_column(c) for c in columns]
-        self._buf.append("\n".join(map(",".join, zip(*texts))))
+        if _use_arrow(n, n * len(self.columns)):
+            from .row_blocks import block_text
+
+            self._buf.append(block_text(columns)[:-1])
+        else:
+            texts = [csv_column(c) for c in columns]
+            self._buf.append("\n".join(map(",".join, zip(*texts))))
         self._added(n)
 
     def _added(self, n: int) -> None:
@@ -233,6 +262,41 @@ class SplitWriter:
         n = len(keys)
         if not n:
             return
+        if not self._used and self.columns and _use_arrow(n, n * len(self.columns)):
+            self._write_block(columns, keys)
+        else:
+            self._write_lines(columns, keys)
+        self.count += n
+        self._n_pending += n
+        if self._n_pending >= self.buffer_rows:
+            self.flush()
+
+    def _write_block(self, columns: list[list[Any]], keys: list[Any]) -> None:
+        """Paths that depend on the key only: the block's text is made at once (Arrow) and each
+        file's lines taken as one slice."""
+        from .row_blocks import grouped_text
+
+        paths = self._paths
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            path = paths.get(key)
+            if path is None:
+                if len(paths) >= 65536:
+                    paths.clear()
+                path = paths[key] = self.path_for(key)
+            rows_of = groups.get(path)
+            if rows_of is None:
+                rows_of = groups[path] = []
+            rows_of.append(i)
+        pending = self._pending
+        for path, text in grouped_text(columns, groups).items():
+            bucket = pending.get(path)
+            if bucket is None:
+                bucket = pending[path] = []
+            bucket.append(text[:-1])
+
+    def _write_lines(self, columns: list[list[Any]], keys: list[Any]) -> None:
+        n = len(keys)
         texts = [csv_column(c) for c in columns] if self.columns else []
         lines = list(map(",".join, zip(*texts))) if self.columns else [""] * n
         used = self._used
@@ -263,10 +327,6 @@ class SplitWriter:
                 pending[path] = group
             else:
                 bucket += group
-        self.count += n
-        self._n_pending += n
-        if self._n_pending >= self.buffer_rows:
-            self.flush()
 
     def _handle(self, path: str) -> TextIO:
         f = self._open.get(path)

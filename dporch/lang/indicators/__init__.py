@@ -46,6 +46,7 @@ __all__ = [
     "INDICATORS",
     "last_value",
     "column",
+    "prepare_columns",
     "SMAState",
     "EMAState",
     "WMAState",
@@ -149,6 +150,19 @@ def last_value(name: str, series: list, params: tuple) -> Any:
     for row in rows[:-1]:
         commit(*row)
     return state.peek(*rows[-1])
+
+
+def prepare_columns(names: Any, *, without_pandas: bool = False) -> None:
+    """Load TA-Lib and check its agreement with the row form (the probes of ``_column``) for
+    these indicators ahead of :func:`column` -- the column form does it in a thread while the
+    input is read."""
+    from . import _column
+
+    _column.load_talib(without_pandas=without_pandas)
+    for name in dict.fromkeys(names):
+        info = INDICATORS.get(name)
+        if info is not None:
+            _column.talib_agrees(_KIND.get(name, name), info.state_class, info.n_series, info.n_outputs)
 
 
 def column(name: str, series: list, present: Any, params: tuple,

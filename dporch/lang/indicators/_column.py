@@ -11,16 +11,47 @@ skips leading NaNs, which would shift the alignment), feeds the row-form state.
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any, Callable
 
 import numpy as np
 
-try:  # pragma: no cover - exercised only without ta-lib
-    import talib as _talib
-except Exception:  # noqa: BLE001
-    _talib = None
+__all__ = ["compute", "row_loop", "talib_agrees", "load_talib"]
 
-__all__ = ["compute", "row_loop", "talib_agrees"]
+_talib: Any = None  # the talib module once load_talib() ran (None: not installed or failed)
+_talib_tried = False
+_talib_lock = threading.Lock()
+
+
+def load_talib(*, without_pandas: bool = False) -> Any:
+    """Import TA-Lib once (None when it cannot be imported).
+
+    TA-Lib probes for pandas and polars at import to wrap its functions for their Series; we pass
+    numpy arrays only. ``without_pandas`` (used by `dporch run`, a process of its own) hides
+    pandas and polars from that probe when nothing has imported them yet: importing pandas would
+    add ~0.2 s and ~60 MB to the run. TA-Lib then returns arrays for any input, as it does in a
+    process without pandas installed."""
+    global _talib, _talib_tried
+    if _talib_tried:
+        return _talib
+    with _talib_lock:
+        if _talib_tried:
+            return _talib
+        hidden = [m for m in ("pandas", "polars") if m not in sys.modules] if without_pandas else []
+        for m in hidden:
+            sys.modules[m] = None  # type: ignore[assignment]  # "import pandas" -> ModuleNotFoundError
+        try:
+            import talib
+            _talib = talib
+        except Exception:  # noqa: BLE001  # pragma: no cover - exercised only without ta-lib
+            _talib = None
+        finally:
+            for m in hidden:
+                if sys.modules.get(m, 0) is None:
+                    del sys.modules[m]
+        _talib_tried = True
+    return _talib
 
 _TALIB_MAX_PERIOD = 100000
 
@@ -243,6 +274,7 @@ def talib_agrees(name: str, state_class: type, n_series: int, n_outputs: int) ->
 
 
 def _vector(name: str, st: Any, comp: list):
+    load_talib()
     if name == "KDJ":
         return _kdj(st, comp)
     if _talib is None:
