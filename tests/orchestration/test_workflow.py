@@ -115,7 +115,7 @@ def test_graph_dry_run_and_only_what_is_out_of_date(tmp_path, scheduler):
 
 def test_the_layout_puts_each_task_right_of_all_it_reads(tmp_path):
     """Layers are longest paths from a source (d, reading a and c, sits right of c), rows follow
-    the producers, a task linked to none comes last, and a cycle still gets a layout."""
+    the producers, a task linked to none goes below the others, and a cycle still gets a layout."""
     f = three_task_file(tmp_path)
     f.write_text(f.read_text() + """
 [[task]]
@@ -142,7 +142,7 @@ output = { type = "none" }
     assert not issues
     drawn = layout(graph)
     at = {n["id"]: (n["layer"], n["row"]) for n in drawn["nodes"]}
-    assert at == {"a": (0, 0), "alone": (0, 1), "b": (1, 0), "e": (1, 1), "c": (2, 0), "d": (3, 0)}
+    assert at == {"a": (0, 0), "alone": (0, 2), "b": (1, 0), "e": (1, 1), "c": (2, 0), "d": (3, 0)}
     assert [n["id"] for n in drawn["nodes"]] == ["a", "alone", "b", "e", "c", "d"]
     kinds = {n["id"]: n["kind"] for n in drawn["nodes"]}
     assert kinds == {"a": "batch", "b": "batch", "c": "batch", "d": "batch", "e": "batch", "alone": "realtime"}
