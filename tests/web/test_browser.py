@@ -282,6 +282,8 @@ def test_the_dashboard_page_fills_while_ticks_flow(dash_cluster, browser, tmp_pa
         n = length("dporch-series", "time")
         until(browser, lambda d: length("dporch-series", "time") > n, 10, "the page does not refresh")
         assert set(data("dporch-series", "scale_threshold")) == {0.8}
+        assert key in set(data("dporch-graph-nodes", "key"))  # the workflow, drawn in the page too
+        assert browser.execute_script("return Bokeh.documents[0].get_model_by_name('dporch-graph').visible")
         # the standard pages are still there
         browser.get(dashboard)
         until(browser, lambda d: d.execute_script("return !!(window.Bokeh && Bokeh.documents.length)"), 60)
