@@ -1,10 +1,12 @@
 """Make the screenshots of docs/monitoring.md and the README from a running demo.
 
 Starts `dporch serve` (its own local cluster, with the dashboard page) on free ports, with
-three tasks: two realtime tasks fed with ticks (3,000/s and 800/s) and a stopped one; lets
-a minute of history build up; then opens, in a headless Chromium, the console's task list,
-the page of the busiest task (after pushing a few rows through its form), and the Dask
-dashboard's dporch page, and writes them as PNGs (256 colours, to stay small):
+four tasks: two realtime tasks fed with ticks (3,000/s and 800/s), a realtime screen reading
+the first one's rows in process, and a batch task reading the first one's files, run once
+after the warm-up, so that the workflow has both kinds of edge; lets a minute of history build
+up; then opens, in a headless Chromium, the console's task list, the page of the busiest task
+(after pushing a few rows through its form), and the Dask dashboard's dporch page, and writes
+them as PNGs (256 colours, to stay small):
 
     .venv/bin/python docs/screenshots.py [--warmup 60] [--out docs]
 
@@ -50,31 +52,35 @@ columns = [
     { name = "close", type = "number", required = true },
     { name = "volume", type = "number" },
 ]
-[task.routing]
-enabled = true
-key_column = "stock_code"
 """
+    indicators = f"{out / 'realtime-indicators'}/{{stock_code}}.csv"
     text = ""
-    for tid, name, script, pool, port in (
+    for tid, name, script, pool, source in (
             ("realtime-indicators", "实时股票技术指标计算", "indicators.dp", (2, 4), ports["realtime-indicators"]),
             ("intraday-momentum", "Intraday momentum signals", "momentum.dp", (1, 2), ports["intraday-momentum"]),
-            ("five-day-window", "Five-day averages", "window.dp", (1, 2), ports["five-day-window"])):
+            ("signal-screen", "Signals worth a look", "screen.dp", (1, 2), "realtime-indicators"),
+            ("five-day-window", "Five-day averages", "window.dp", (1, 2), indicators)):
+        if isinstance(source, int):  # ticks over TCP
+            take = f"{columns}[task.input]\ntype = \"tcp\"\nport = {source}\n"
+        elif "/" in source:  # another task's files: a batch task
+            take = f'[task.input]\ntype = "file"\npath = "{source}"\n'
+        else:  # another task's rows, in process
+            take = f'[task.input]\ntype = "task"\ntask = "{source}"\n'
         text += f"""
 [[task]]
 id = "{tid}"
 name = "{name}"
 scripts = ["{ROOT / 'workflows' / script}"]
 enabled = {str(tid != "five-day-window").lower()}
-{columns}
+[task.routing]
+enabled = true
+key_column = "stock_code"
 [task.compute_pool]
 initial_size = {pool[0]}
 max_size = {pool[1]}
 auto_scale = true
 scale_threshold = 0.7
-[task.input]
-type = "tcp"
-port = {port}
-[task.output]
+{take}[task.output]
 type = "file"
 path = "{out / tid}/{{stock_code}}.csv"
 mode = "split"
@@ -122,7 +128,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     a = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dporch-shots-"))
-    ports = {"realtime-indicators": free_port(), "intraday-momentum": free_port(), "five-day-window": free_port()}
+    ports = {"realtime-indicators": free_port(), "intraday-momentum": free_port()}
     (base / "tasks.toml").write_text(tasks_toml(base / "output", ports), encoding="utf-8")
     api, web, dash = free_port(), free_port(), free_port()
     serve = subprocess.Popen(
@@ -136,21 +142,26 @@ def main() -> int:
         def up() -> bool:
             try:
                 with Client("127.0.0.1", api) as c:
-                    return sum(t["status"] == "running" for t in c.list_tasks()["tasks"]) == 2
+                    return sum(t["status"] == "running" for t in c.list_tasks()["tasks"]) == 3
             except OSError:
                 return False
 
         wait(up, 120, "dporch serve")
-        with Client("127.0.0.1", api) as c:
-            c.start_task("five-day-window")
-            c.stop_task("five-day-window")
         for tid, rate in (("realtime-indicators", 3000.0), ("intraday-momentum", 800.0)):
             threading.Thread(target=feed, args=(ports[tid], rate, stop), daemon=True).start()
         print(f"demo running (log {base / 'serve.log'}); {a.warmup:.0f} s of history...")
         time.sleep(a.warmup)
+        with Client("127.0.0.1", api) as c:  # the batch task reads the files made so far, and finishes
+            c.start_task("five-day-window")
+
+            def finished() -> bool:
+                return c.get_task("five-day-window")["status"] == "stopped"
+
+            wait(finished, 120, "the batch task")
         with chromium(1400, 900) as d:
             d.get(f"http://127.0.0.1:{web}/")
-            wait(lambda: len(d.find_elements("css selector", "article.card")) == 3, 30, "the task cards")
+            wait(lambda: len(d.find_elements("css selector", "article.card")) == 4
+                 and len(d.find_elements("css selector", "#workflow a.node")) == 4, 30, "the task cards and graph")
             time.sleep(3)
             save(d, a.out / "console-tasks.png")
             d.set_window_size(1400, 1250)
@@ -163,7 +174,7 @@ def main() -> int:
             d.find_element("id", "push").click()
             time.sleep(20)  # twenty seconds of charts
             save(d, a.out / "console-task.png")
-            d.set_window_size(1400, 1150)
+            d.set_window_size(1400, 1300)
             d.get(f"http://127.0.0.1:{dash}/dporch")
             wait(lambda: d.execute_script(
                 "const d = window.Bokeh && Bokeh.documents[0];"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 from .protocol import MAX_LINE, encode
-from .results import (AttachResult, ErrorList, OutputPage, Pong, PushResult, ServerInfo, TaskCreated, TaskInfo,
-                      TaskList, TaskStatus, TaskUpdated)
+from .results import (AttachResult, ErrorList, OutputPage, Pong, PushResult, ServerInfo, TaskCreated, TaskGraph,
+                      TaskInfo, TaskList, TaskStatus, TaskUpdated)
 
 __all__ = ["Client", "AsyncClient", "DporchAPIError", "ConfigProblem", "NoAPIError", "parse_server",
            "DEFAULT_SERVER"]
@@ -133,6 +133,10 @@ class _Methods:
 
     def get_errors(self, task_id: str, limit: int = 100) -> ErrorList:
         return self._call("get_errors", {"task_id": task_id, "limit": limit})
+
+    def get_graph(self) -> TaskGraph:
+        """The tasks as a graph laid out to draw, each node with its task's status."""
+        return self._call("get_graph", {})
 
 
 def _result(resp: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from ..orchestration.inputs import LineSplitter
 from ..orchestration.manager import TaskManager
 from ..orchestration.paths import inside
 from ..orchestration.states import TaskState
+from ..orchestration.workflow import build_graph, layout
 from .protocol import ACTIONS, APIError, error, ok, to_json_value
 from .toml_text import field_line, task_from_toml
 
@@ -367,6 +368,16 @@ class Dispatcher:
         task = self._task(params)
         errs = [e.to_dict() for e in list(task.errors)[-limit:]] if limit else []
         return {"error_count": task.error_count, "errors": to_json_value(errs)}, "error records"
+
+    async def _get_graph(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
+        tasks = dict(self.manager.tasks)
+        graph, issues = build_graph([t.config for t in tasks.values()])
+        drawn = layout(graph)
+        for node in drawn["nodes"]:
+            task = tasks[node["id"]]
+            node["name"] = task.config.name
+            node["status"] = task.state.value
+        return {**drawn, "issues": [self._issue(i, None) for i in issues]}, "task graph"
 
     async def _ping(self, params: dict[str, Any], **_: Any) -> tuple[Any, str]:
         return {"pong": True}, "pong"

@@ -22,7 +22,8 @@ ERROR_CODES = ("bad_request", "unknown_action", "not_found", "invalid_state", "i
 
 ACTIONS = ("create_task", "delete_task", "update_task", "list_tasks", "get_task", "start_task",
            "pause_task", "resume_task", "stop_task", "reset_task", "push_data", "attach_file",
-           "fetch_output", "subscribe_output", "subscribe_stats", "unsubscribe", "get_errors", "ping", "server_info")
+           "fetch_output", "subscribe_output", "subscribe_stats", "unsubscribe", "get_errors", "get_graph", "ping",
+           "server_info")
 
 MAX_LINE = 16 * 1024 * 1024  # a request line may be this long (a 1,000-row push is ~130 KB)
 

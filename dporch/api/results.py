@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 __all__ = ["Pong", "ServerInfo", "TaskCreated", "TaskSummary", "TaskList", "TaskInfo", "TaskStatus",
-           "TaskUpdated", "PushResult", "AttachResult", "OutputPage", "ErrorList"]
+           "TaskUpdated", "PushResult", "AttachResult", "OutputPage", "ErrorList", "GraphNode", "GraphEdge",
+           "TaskGraph"]
 
 
 class Pong(TypedDict):
@@ -84,3 +85,22 @@ class OutputPage(TypedDict):
 class ErrorList(TypedDict):
     error_count: int
     errors: list[dict[str, Any]]
+
+
+class GraphNode(TypedDict):
+    id: str
+    name: str  # "" without one
+    kind: str  # "batch" (reads a finite input) or "realtime"
+    layer: int  # the longest path to the task from a task that reads no task: its column, left to right
+    row: int  # its place in the layer, from the top
+    status: str
+
+
+#: An edge: ``from`` feeds ``to``, ``via`` "task" (rows in process) or "file" (files its output path makes).
+GraphEdge = TypedDict("GraphEdge", {"from": str, "to": str, "via": str})
+
+
+class TaskGraph(TypedDict):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    issues: list[dict[str, Any]]  # {file, task, field, message}: cycles, clashing outputs, unknown upstream tasks

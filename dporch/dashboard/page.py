@@ -8,8 +8,9 @@ import zlib
 from typing import Any
 
 from bokeh.layouts import column, gridplot, row
-from bokeh.models import (ColumnDataSource, DataRange1d, DataTable, Div, FactorRange, HoverTool,
-                          HTMLTemplateFormatter, LinearAxis, NumberFormatter, Range1d, Select, TableColumn)
+from bokeh.models import (CDSView, ColumnDataSource, DataRange1d, DataTable, Div, FactorRange, GroupFilter,
+                          HoverTool, HTMLTemplateFormatter, LinearAxis, NumberFormatter, Range1d, Select, TableColumn,
+                          TapTool)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -42,6 +43,14 @@ NOTE = ("<p style='margin:18px 0 0 12px;color:#555'>The plots show the selected 
         "Stream and Progress do not show them; the unit stream below does.</p>")
 STATE_COLORS = {"ready": "#6c757d", "running": "#2e7d32", "paused": "#ef6c00", "stopped": "#455a64",
                 "error": "#c62828"}
+# The workflow graph, in layers (x, one unit each) and rows (y, downwards): boxes of BOX_W x BOX_H;
+# an edge that skips layers bows up by BOW rows, over the boxes between its ends.
+BOX_W, BOX_H, BOW = 0.74, 0.62, 0.7
+HEAD_GAP = 0.02  # layers between an arrowhead's centre and the box it points at
+GRAPH_ROW_PX = 58  # pixels per row
+GRAPH_MIN_LAYERS = 5  # the x range shows at least this many layers, so a short chain keeps small boxes
+EDGE_COLOR = "#607080"
+LABEL_CHARS = 24
 
 
 class DporchPage:
@@ -131,6 +140,43 @@ class DporchPage:
             TableColumn(field="processed_count", title="processed", formatter=NumberFormatter(format="0,0")),
         ])
 
+        # the tasks' graph, as dporch serve laid it out: clicking a task selects it
+        self.graph_nodes = ColumnDataSource(data=_graph_nodes([], None), name="dporch-graph-nodes")
+        self.graph_edges = {via: ColumnDataSource(data=_graph_edges([], {}, via), name=f"dporch-graph-{via}-edges")
+                            for via in ("task", "file")}
+        self.graph_count = -1  # the plugin's graph_count drawn
+        self.graph_fig = figure(title="Workflow: solid arrows carry a task's rows to a task, dashed ones its files; "
+                                      "colour: state; click a task to show it",
+                                name="dporch-graph", height=_graph_height(1), sizing_mode="stretch_width",
+                                x_range=Range1d(-0.5, GRAPH_MIN_LAYERS - 0.5), y_range=Range1d(-0.5, 0.5),
+                                tools="", toolbar_location=None, visible=False)
+        self.graph_fig.axis.visible = False
+        self.graph_fig.grid.visible = False
+        self.graph_fig.outline_line_color = None
+        for via, dash in (("task", "solid"), ("file", "dashed")):
+            src = self.graph_edges[via]
+            self.graph_fig.bezier(x0="x0", y0="y0", x1="x1", y1="y1", cx0="cx0", cy0="cy0", cx1="cx1", cy1="cy1",
+                                  source=src, line_color=EDGE_COLOR, line_width=1.6, line_dash=dash)
+            self.graph_fig.scatter(x="x1", y="y1", marker="triangle", angle=-math.pi / 2, size=9, source=src,
+                                   color=EDGE_COLOR)
+        boxes = []
+        for kind, radius in (("batch", 2), ("realtime", 12)):  # square corners, round ones: as in the console
+            box = self.graph_fig.rect(x="x", y="y", width=BOX_W, height=BOX_H, source=self.graph_nodes,
+                                      view=CDSView(filter=GroupFilter(column_name="kind", group=kind)),
+                                      fill_color="color", line_color="line", line_width="line_width",
+                                      border_radius=radius)
+            box.nonselection_glyph = box.selection_glyph = None  # a click selects a task, not a box
+            boxes.append(box)
+        self.graph_fig.text(x="x", y="label_y", text="label", source=self.graph_nodes, text_color="#ffffff",
+                            text_align="center", text_baseline="middle", text_font_size="9.5pt",
+                            text_font_style="bold")
+        self.graph_fig.text(x="x", y="detail_y", text="detail", source=self.graph_nodes, text_color="#ffffff",
+                            text_align="center", text_baseline="middle", text_font_size="8pt", text_alpha=0.85)
+        self.graph_fig.add_tools(TapTool(renderers=boxes),
+                                 HoverTool(renderers=boxes, tooltips=[("task", "@key"), ("kind", "@kind"),
+                                                                      ("state", "@status")]))
+        self.graph_nodes.selected.on_change("indices", self._tapped)
+
         self.units = ColumnDataSource(data=self._unit_rows(), name="dporch-units")
         self.units_table = DataTable(source=self.units, name="dporch-units-table", height=_table_height(0), index_position=None,
                                      sizing_mode="stretch_width", columns=[
@@ -161,6 +207,7 @@ class DporchPage:
         self.root = column(
             row(self.select, self.note, sizing_mode="stretch_width"),
             self.tasks_table,
+            self.graph_fig,
             self.timeseries,
             self.stream_fig,
             self.units_table,
@@ -212,6 +259,38 @@ class DporchPage:
             self.series.data = {name: [] for name in ("time", *SERIES)}
             self._stream_series()
 
+    def _tapped(self, attr: str, old: Any, new: Any) -> None:
+        if new:
+            key = self.graph_nodes.data["key"][new[0]]
+            self.graph_nodes.selected.indices = []
+            if key in self.plugin.series:
+                self.select.value = key
+
+    def _draw_graph(self) -> None:
+        """The graph again, when it or a task's state (its colour) or the selection changed."""
+        g = self.plugin.graph()
+        nodes = _graph_nodes(g["nodes"], self.selected)
+        if self.graph_nodes.data != nodes:
+            self.graph_nodes.data = nodes
+        where = {n["key"]: (n["layer"], n["row"]) for n in g["nodes"]}
+        for via, src in self.graph_edges.items():
+            edges = _graph_edges(g["edges"], where, via)
+            if src.data != edges:
+                src.data = edges
+        if self.graph_count == self.plugin.graph_count:
+            return
+        self.graph_count = self.plugin.graph_count
+        layers = max((n["layer"] for n in g["nodes"]), default=0) + 1
+        rows = max((n["row"] for n in g["nodes"]), default=0) + 1
+        bows = any(abs(where[e["to"]][0] - where[e["from"]][0]) > 1 for e in g["edges"]
+                   if e["from"] in where and e["to"] in where)
+        fig = self.graph_fig
+        fig.visible = bool(g["nodes"])
+        fig.x_range.end = max(layers, GRAPH_MIN_LAYERS) - 0.5
+        fig.y_range.start = -rows + 0.5
+        fig.y_range.end = 0.8 if bows else 0.5
+        fig.height = _graph_height(fig.y_range.end - fig.y_range.start)
+
     def _default(self) -> str | None:
         keys = self.plugin.task_keys()
         if not keys:
@@ -262,6 +341,7 @@ class DporchPage:
         if self.note.text != note:  # changing a Div lays the whole page out again: only when needed
             self.note.text = note
         self.tasks.data = self._task_rows()
+        self._draw_graph()
         self.units.data = self._unit_rows()
         for table, source in ((self.tasks_table, self.tasks), (self.units_table, self.units)):
             height = _table_height(len(next(iter(source.data.values()))))
@@ -282,6 +362,50 @@ class DporchPage:
 
 def _table_height(rows: int) -> int:
     return 32 + 25 * min(max(rows, 1), 12)
+
+
+def _graph_height(rows: float) -> int:
+    """The figure's height for ``rows`` rows of boxes (and its title)."""
+    return 40 + round(GRAPH_ROW_PX * rows)
+
+
+def _graph_nodes(nodes: list[dict[str, Any]], selected: str | None) -> dict[str, list]:
+    """The boxes' columns: a task at (layer, -row), filled with its state's colour; the task the
+    plots show has a dark outline."""
+    cols: dict[str, list] = {k: [] for k in ("key", "kind", "status", "x", "y", "label_y", "detail_y", "label",
+                                             "detail", "color", "line", "line_width")}
+    for n in nodes:
+        key, status = n["key"], n["status"] or "unknown"
+        cols["key"].append(key)
+        cols["kind"].append(n["kind"])
+        cols["status"].append(status)
+        cols["x"].append(n["layer"])
+        cols["y"].append(-n["row"])
+        cols["label_y"].append(-n["row"] + 0.1)
+        cols["detail_y"].append(-n["row"] - 0.15)
+        cols["label"].append(key if len(key) <= LABEL_CHARS else key[:LABEL_CHARS - 1] + "…")
+        cols["detail"].append(f"{n['kind']} · {status}")
+        cols["color"].append(STATE_COLORS.get(status, "#9aa5b1"))
+        cols["line"].append("#102a43" if key == selected else "#ffffff")
+        cols["line_width"].append(3 if key == selected else 1)
+    return cols
+
+
+def _graph_edges(edges: list[dict[str, Any]], where: dict[str, tuple[int, int]], via: str) -> dict[str, list]:
+    """The edges of one kind as Bézier curves from a box's right side to the next one's left,
+    ending level (the arrowhead points right); an edge that skips layers bows up over the
+    boxes between its ends."""
+    cols: dict[str, list] = {k: [] for k in ("x0", "y0", "x1", "y1", "cx0", "cy0", "cx1", "cy1")}
+    for e in edges:
+        if e["via"] != via or e["from"] not in where or e["to"] not in where:
+            continue
+        (l0, r0), (l1, r1) = where[e["from"]], where[e["to"]]
+        x0, x1 = l0 + BOX_W / 2, l1 - BOX_W / 2 - HEAD_GAP
+        half = (x1 - x0) / 2
+        bow = 2 * BOW if l1 - l0 > 1 else 0.0
+        for k, v in zip(cols, (x0, -r0, x1, -r1, x0 + half, -r0 + bow, x1 - half, -r1)):
+            cols[k].append(v)
+    return cols
 
 
 def dporch_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:

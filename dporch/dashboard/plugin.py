@@ -1,7 +1,7 @@
 """The scheduler plugin that keeps what ``dporch serve`` publishes (topic ``dporch``): ten
-minutes of each task's figures, the compute units as last reported, and the latest actor calls
-(for the unit stream). Pages read it; nothing here blocks the scheduler: an event is parsed and
-appended to bounded deques."""
+minutes of each task's figures, the compute units as last reported, the latest actor calls
+(for the unit stream) and each server's task graph. Pages read it; nothing here blocks the
+scheduler: an event is parsed and appended to bounded deques."""
 
 from __future__ import annotations
 
@@ -82,6 +82,8 @@ class DporchPlugin(SchedulerPlugin):
         self.calls: deque[tuple] = deque(maxlen=max_calls)  # (task key, unit, start ms, end ms, rows)
         self.call_count = 0  # calls ever received
         self.sources: dict[str, float] = {}  # source -> when it last sent (wall time)
+        self.graphs: dict[str, dict[str, list[dict[str, Any]]]] = {}  # source -> its graph as last sent
+        self.graph_count = 0  # changes of the graphs or of the tasks' names: pages redraw the graph then
         self.events = 0
         self.scheduler: Any = None
 
@@ -143,6 +145,12 @@ class DporchPlugin(SchedulerPlugin):
             u = units[i]
             self.calls.append((u["task"], u["id"], ms + start, ms + start + duration, rows))
         self.call_count += len(ev["calls"])
+        if ev.get("graph") is not None:
+            graph = {"nodes": [dict(zip(("id", "kind", "layer", "row"), n)) for n in ev["graph"]["nodes"]],
+                     "edges": [dict(zip(("from", "to", "via"), e)) for e in ev["graph"]["edges"]]}
+            if self.graphs.get(source) != graph:
+                self.graphs[source] = graph
+                self.graph_count += 1
         self._forget_silent(t)
 
     def _rekey(self) -> None:
@@ -156,6 +164,7 @@ class DporchPlugin(SchedulerPlugin):
             self.series[s.key] = s
         if changed:
             self.calls.clear()  # the unit stream starts over under the new names
+            self.graph_count += 1
 
     def _forget_silent(self, now: float) -> None:
         for source, last in list(self.sources.items()):
@@ -166,6 +175,8 @@ class DporchPlugin(SchedulerPlugin):
         if self.sources.pop(source, None) is None:
             return
         self.units.pop(source, None)
+        if self.graphs.pop(source, None) is not None:
+            self.graph_count += 1
         self._drop({k for k, s in self.series.items() if s.source == source})
         self._rekey()
 
@@ -185,6 +196,25 @@ class DporchPlugin(SchedulerPlugin):
 
     def all_units(self) -> list[dict[str, Any]]:
         return [u for units in self.units.values() for u in units]
+
+    def graph(self) -> dict[str, list[dict[str, Any]]]:
+        """Every server's graph, one below the other: nodes ``{key, task, kind, layer, row,
+        status}`` named as on the page (status: the task's latest), edges ``{from, to, via}``
+        between those names."""
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
+        top = 0
+        for source in sorted(self.graphs):
+            g = self.graphs[source]
+            for n in g["nodes"]:
+                key = self.key(source, str(n["id"]))
+                s = self.series.get(key)
+                nodes.append({"key": key, "task": n["id"], "kind": n["kind"], "layer": n["layer"],
+                              "row": top + n["row"], "status": s.latest.get("status") if s else None})
+            edges += [{"from": self.key(source, str(e["from"])), "to": self.key(source, str(e["to"])),
+                       "via": e["via"]} for e in g["edges"]]
+            top += max((n["row"] for n in g["nodes"]), default=-1) + 1
+        return {"nodes": nodes, "edges": edges}
 
     def calls_since(self, count: int) -> list[tuple]:
         n = min(self.call_count - count, len(self.calls))

@@ -11,8 +11,12 @@ plugin in every worker and would still miss the orchestrator's own figures.
 One event: a JSON text (compact in the scheduler's bounded event log) holding, per task, the
 figures of :data:`TASK_FIELDS`, per unit those of :data:`UNIT_FIELDS`, and the actor calls
 answered since the previous event as ``[unit index, start (ms before time), duration (ms),
-rows]``. Events go only to a scheduler that has the dporch plugin (its metadata says so;
-checked every 30 s), and a tick is skipped while the previous event is still on its way.
+rows]``. The graph of the tasks (nodes ``[id, kind, layer, row]``, edges ``[from, to, via]``,
+laid out by :func:`~dporch.orchestration.workflow.layout`: the page only draws it) rides
+along only when it changed, and after each look at the scheduler's metadata, so that a
+scheduler that restarted gets it again. Events go only to a scheduler that has the dporch
+plugin (its metadata says so; checked every 30 s), and a tick is skipped while the previous
+event is still on its way.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ CHECK_EVERY = 30.0  # seconds between looks at the scheduler's metadata
 
 
 def encode_event(source: str, now: float, interval: float, samples: dict[str, dict[str, Any]],
-                 spans: list[tuple]) -> str:
+                 spans: list[tuple], graph: dict[str, list[dict[str, Any]]] | None = None) -> str:
     units, index = [], {}
     for tid, s in samples.items():
         for u in s["units"]:
@@ -52,10 +56,14 @@ def encode_event(source: str, now: float, interval: float, samples: dict[str, di
             i = index[(tid, uid)] = len(units)
             units.append([tid, uid, "", "removed", 0, 0, 0.0, 0.0, 0])
         calls.append([i, round((sent - now) * 1000, 2), round((answered - sent) * 1000, 2), rows])
-    return json.dumps({"v": FORMAT, "source": source, "time": now, "interval": interval,
-                       "task_fields": TASK_FIELDS, "tasks": [[s[f] for f in TASK_FIELDS] for s in samples.values()],
-                       "unit_fields": ("task", *UNIT_FIELDS), "units": units, "calls": calls},
-                      separators=(",", ":"), ensure_ascii=False, default=str)
+    event: dict[str, Any] = {"v": FORMAT, "source": source, "time": now, "interval": interval,
+                             "task_fields": TASK_FIELDS,
+                             "tasks": [[s[f] for f in TASK_FIELDS] for s in samples.values()],
+                             "unit_fields": ("task", *UNIT_FIELDS), "units": units, "calls": calls}
+    if graph is not None:
+        event["graph"] = {"nodes": [[n["id"], n["kind"], n["layer"], n["row"]] for n in graph["nodes"]],
+                          "edges": [[e["from"], e["to"], e["via"]] for e in graph["edges"]]}
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class DashboardPublisher:
@@ -70,6 +78,7 @@ class DashboardPublisher:
         self.checked = 0.0
         self.sent = 0
         self.skipped = 0
+        self.graph_sent: int | None = None  # the monitor's graph version the scheduler has
         self._sending: asyncio.Future | None = None
 
     def start(self) -> None:
@@ -109,11 +118,15 @@ class DashboardPublisher:
                 self.checked = time.monotonic()
                 meta = await asyncio.wait_for(client.get_metadata([METADATA_KEY], default=None), 5)
                 self.enabled = meta is not None
+                self.graph_sent = None
             if not self.enabled:
                 return
-            event = encode_event(self.source, now, self.monitor.interval, samples, spans)
+            version, graph = self.monitor.graph_version, self.monitor.graph
+            event = encode_event(self.source, now, self.monitor.interval, samples, spans,
+                                 graph if version != self.graph_sent else None)
             await asyncio.wait_for(client.log_event(TOPIC, event), 5)
             self.sent += 1
+            self.graph_sent = version
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the scheduler may be gone; the next tick tries again

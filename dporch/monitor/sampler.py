@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..orchestration.workflow import build_graph, layout
+
 __all__ = ["Monitor", "StatsSubscription", "LATENCY_BUCKETS", "TaskTrack", "UnitTrack"]
 
 log = logging.getLogger("dporch.monitor")
@@ -62,6 +64,7 @@ class StatsSubscription:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
         self.dropped = 0
         self.sent: dict[str, dict[str, Any]] = {}  # what this subscriber was last sent, per task
+        self.graph = -1  # the graph version this subscriber was last sent
 
     def offer(self, event: dict[str, Any]) -> None:
         try:
@@ -79,7 +82,9 @@ Listener = Callable[[float, dict[str, dict[str, Any]], list[tuple]], None]
 class Monitor:
     """``manager``: the TaskManager. ``listeners`` are called after each tick with (time, the
     samples by task id, the spans folded since the last tick as (task, unit, sent, answered,
-    rows) in wall-clock seconds)."""
+    rows) in wall-clock seconds). ``graph`` is the tasks' graph laid out to draw
+    (:func:`~dporch.orchestration.workflow.layout`), made again when a task is added, removed
+    or reconfigured, which bumps ``graph_version``: readers fetch or send it only then."""
 
     def __init__(self, manager: Any, *, interval: float = 1.0):
         self.manager = manager
@@ -90,6 +95,9 @@ class Monitor:
         self.subscriptions: set[StatsSubscription] = set()
         self.pending_spans: list[tuple] = []
         self.time = 0.0
+        self.graph: dict[str, list[dict[str, Any]]] = {"nodes": [], "edges": []}
+        self.graph_version = 0
+        self._configs: list[Any] = []  # the task configurations the graph was made of
         self._runner: asyncio.Task | None = None
 
     # -- running --------------------------------------------------------------------------------
@@ -219,10 +227,25 @@ class Monitor:
             "units": units,
         }
 
+    def watch_graph(self) -> None:
+        """Lay the graph out again if the tasks changed: an update builds a new task with a new
+        configuration object, so comparing the objects is enough (and costs nothing per tick)."""
+        configs = [t.config for t in list(self.manager.tasks.values())]
+        if len(configs) == len(self._configs) and all(a is b for a, b in zip(configs, self._configs)):
+            return
+        self._configs = configs
+        try:
+            self.graph = layout(build_graph(configs)[0])
+        except Exception:  # noqa: BLE001 - the figures go on without the drawing
+            log.exception("the task graph could not be laid out")
+            self.graph = {"nodes": [], "edges": []}
+        self.graph_version += 1
+
     # -- a tick ---------------------------------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
         self.time = now
+        self.watch_graph()
         tasks = self.manager.tasks
         samples = {tid: self.sample(task, now) for tid, task in list(tasks.items())}
         for gone in set(self.tracks) - set(samples):
@@ -246,14 +269,15 @@ class Monitor:
             self._notify(sub, self.time, self.latest, [])
         return sub
 
-    @staticmethod
-    def _notify(sub: StatsSubscription, now: float, samples: dict[str, dict[str, Any]], removed: list[str]) -> None:
+    def _notify(self, sub: StatsSubscription, now: float, samples: dict[str, dict[str, Any]],
+                removed: list[str]) -> None:
+        graph = self.graph_version
         if sub.task_id is not None:
             s = samples.get(sub.task_id)
             if s is not None:
-                sub.offer({"time": now, "tasks": [s], "removed": []})
+                sub.offer({"time": now, "tasks": [s], "removed": [], "graph": graph})
             elif sub.task_id in removed:
-                sub.offer({"time": now, "tasks": [], "removed": [sub.task_id]})
+                sub.offer({"time": now, "tasks": [], "removed": [sub.task_id], "graph": graph})
             return
         changed = []
         for tid, s in samples.items():
@@ -264,5 +288,6 @@ class Monitor:
         gone = [tid for tid in list(sub.sent) if tid not in samples]
         for tid in gone:
             del sub.sent[tid]
-        if changed or gone:
-            sub.offer({"time": now, "tasks": changed, "removed": gone})
+        if changed or gone or sub.graph != graph:
+            sub.graph = graph
+            sub.offer({"time": now, "tasks": changed, "removed": gone, "graph": graph})

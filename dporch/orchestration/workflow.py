@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..lang.program import Program
 
 __all__ = ["Edge", "Graph", "build_graph", "fingerprints", "Completion", "out_of_date", "is_batch",
-           "topological", "render_text", "render_dot"]
+           "topological", "layout", "render_text", "render_dot"]
 
 
 def fields_of(template: str) -> set[str]:
@@ -178,6 +178,40 @@ def topological(graph: Graph, only: set[str] | None = None) -> list[str]:
                     ready.append(d)
                     ready.sort()
     return out
+
+
+def layout(graph: Graph) -> dict[str, list[dict[str, Any]]]:
+    """The graph ready to draw left to right, so that the web console and the dashboard page
+    show the same picture: ``nodes`` as ``{id, kind, layer, row}`` (``layer``: the longest path
+    to the task from a task that reads no task, so every edge points right; ``row``: its place
+    in the layer, by the mean row of its producers, to keep edges short; tasks linked to none
+    below all the others, where no edge passes) and ``edges`` as ``{from, to, via}``. A cycle,
+    refused elsewhere, still gets a layout: an edge from a task not placed yet is left out of
+    the layering."""
+    order = topological(graph)
+    order += sorted(set(graph.tasks) - set(order))
+    ups = {n: graph.upstream(n) for n in order}
+    linked = {e.producer for e in graph.edges} | {e.consumer for e in graph.edges}
+    layer: dict[str, int] = {}
+    for n in order:
+        layer[n] = max((layer[u] + 1 for u in ups[n] if u in layer), default=0)
+    row: dict[str, int] = {}
+
+    def place(n: str) -> tuple[float, str]:
+        above = [row[u] for u in ups[n] if u in row]
+        return (sum(above) / len(above) if above else 0, n)
+
+    for depth in range(max(layer.values(), default=-1) + 1):
+        for i, n in enumerate(sorted((n for n in order if layer[n] == depth and n in linked), key=place)):
+            row[n] = i
+    below = max(row.values(), default=-1) + 1
+    for i, n in enumerate(sorted(n for n in order if n not in linked)):
+        row[n] = below + i
+    nodes = [{"id": n, "kind": "batch" if is_batch(graph.tasks[n], graph.tasks) else "realtime",
+              "layer": layer[n], "row": row[n]} for n in sorted(order, key=lambda n: (layer[n], row[n]))]
+    edges = [{"from": e.producer, "to": e.consumer, "via": e.via}
+             for e in sorted(graph.edges, key=lambda e: (e.producer, e.consumer, e.via))]
+    return {"nodes": nodes, "edges": edges}
 
 
 def render_text(graph: Graph) -> str:

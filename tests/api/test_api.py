@@ -199,6 +199,50 @@ def test_restart_restores_api_tasks(scheduler, tmp_path):
         s3.stop()
 
 
+def chain_configs(tmp_path: Path) -> list[dict]:
+    """Three tasks: t1 (rows over TCP) feeds t2 in process, t2's files feed t3, a batch task."""
+    reader = tmp_path / "reader.dp"
+    reader.write_text("-- INPUT k:string, seq:number --\n-- OUTPUT k:string, seq:number --\nreturn [k, seq]\n")
+    t2_out = str(tmp_path / "out" / "t2" / "{k}.csv")
+    t2 = seq_config(tmp_path, "t2", scripts=[str(reader)], input={"type": "task", "task": "t1"},
+                    output={"type": "file", "path": t2_out, "mode": "split"})
+    t3 = seq_config(tmp_path, "t3", name="三", scripts=[str(reader)], input={"type": "file", "path": t2_out},
+                    output={"type": "none"})
+    del t2["name"], t2["schema"], t3["schema"]
+    return [seq_config(tmp_path, "t1"), t2, t3]
+
+
+def test_get_graph_lays_out_the_tasks_with_their_status(server, tmp_path):
+    with Client("127.0.0.1", server.port) as c:
+        assert c.get_graph() == {"nodes": [], "edges": [], "issues": []}
+        for cfg in reversed(chain_configs(tmp_path)):  # created readers first: the graph does not care
+            c.create_task(cfg)
+        c.start_task("t1")
+        graph = c.get_graph()
+        assert graph["nodes"] == [
+            {"id": "t1", "kind": "realtime", "layer": 0, "row": 0, "name": "测试任务", "status": "running"},
+            {"id": "t2", "kind": "realtime", "layer": 1, "row": 0, "name": "", "status": "ready"},
+            {"id": "t3", "kind": "batch", "layer": 2, "row": 0, "name": "三", "status": "ready"}]
+        assert graph["edges"] == [{"from": "t1", "to": "t2", "via": "task"}, {"from": "t2", "to": "t3", "via": "file"}]
+        assert graph["issues"] == []
+        c.stop_task("t1")
+        graph = c.get_graph()
+        assert graph["nodes"][0]["status"] == "stopped"
+        # a cycle that create_task lets in (x reads y's files, y reads x's rows): drawn, and said
+        x_out, y_out = str(tmp_path / "out" / "x" / "{k}.csv"), str(tmp_path / "out" / "y" / "{k}.csv")
+        c.create_task(seq_config(tmp_path, "x", input={"type": "file", "path": y_out},
+                                 output={"type": "file", "path": x_out, "mode": "split"}))
+        c.create_task(seq_config(tmp_path, "y", input={"type": "task", "task": "x"},
+                                 output={"type": "file", "path": y_out, "mode": "split"}))
+        graph = c.get_graph()
+        at = {n["id"]: (n["layer"], n["row"]) for n in graph["nodes"]}
+        assert at == {"t1": (0, 0), "x": (0, 1), "t2": (1, 0), "y": (1, 1), "t3": (2, 0)}
+        assert graph["issues"] == [{"file": None, "task": "x", "field": "input",
+                                    "message": "tasks feed each other in a cycle: x -> y -> x"}]
+    bad = raw(server.port, b'{"action":"get_graph","params":"all","id":1}\n', b'{"action":"get_graph","id":2}\n')
+    assert bad[0]["code"] == "bad_request" and bad[1]["status"] == "ok" and bad[1]["id"] == 2
+
+
 def test_config_tasks_and_api_tasks_coexist(scheduler, tmp_path):
     (tmp_path / "seq.dp").write_text(SEQ_SCRIPT)
     toml = tmp_path / "tasks.toml"
@@ -237,6 +281,10 @@ def test_result_types_name_exactly_the_keys_the_server_sends(server, tmp_path):
         got["OutputPage"] = c.fetch_output("t1")
         got["ErrorList"] = c.get_errors("t1")
         c.stop_task("t1")
+        c.create_task(chain_configs(tmp_path)[1])
+        got["TaskGraph"] = c.get_graph()
+        got["GraphNode"] = got["TaskGraph"]["nodes"][0]
+        got["GraphEdge"] = got["TaskGraph"]["edges"][0]
     assert set(got) == set(results.__all__)
     for name, data in got.items():
         assert set(data) == keys(getattr(results, name)), name

@@ -15,7 +15,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from dporch.cli.app import app
+from dporch.orchestration.config import load_config
 from dporch.orchestration.states import TaskState
+from dporch.orchestration.workflow import build_graph, layout
 
 from .conftest import free_port, read_split, run_async, wait_until
 
@@ -109,6 +111,50 @@ def test_graph_dry_run_and_only_what_is_out_of_date(tmp_path, scheduler):
     rows = list(csv.reader((tmp_path / "out" / "c.csv").open()))
     assert rows[0] == ["k", "c"] and len(rows) == 61
     assert sorted(os.listdir(tmp_path / "out" / "a")) == ["X.csv", "Y.csv", "Z.csv"]  # no staged file left
+
+
+def test_the_layout_puts_each_task_right_of_all_it_reads(tmp_path):
+    """Layers are longest paths from a source (d, reading a and c, sits right of c), rows follow
+    the producers, a task linked to none goes below the others, and a cycle still gets a layout."""
+    f = three_task_file(tmp_path)
+    f.write_text(f.read_text() + """
+[[task]]
+id = "d"
+scripts = ["c.dp"]
+input = { type = "file", path = "out/[ac]*.csv" }
+output = { type = "file", mode = "merge", path = "out/d.csv" }
+
+[[task]]
+id = "e"
+scripts = ["a.dp"]
+input = { type = "task", task = "a" }
+output = { type = "none" }
+
+[[task]]
+id = "alone"
+scripts = ["a.dp"]
+input = { type = "tcp", port = 19999 }
+output = { type = "none" }
+""")
+    loaded = load_config(f)
+    assert not loaded.issues, loaded.issues
+    graph, issues = build_graph(loaded.tasks)
+    assert not issues
+    drawn = layout(graph)
+    at = {n["id"]: (n["layer"], n["row"]) for n in drawn["nodes"]}
+    assert at == {"a": (0, 0), "alone": (0, 2), "b": (1, 0), "e": (1, 1), "c": (2, 0), "d": (3, 0)}
+    assert [n["id"] for n in drawn["nodes"]] == ["a", "alone", "b", "e", "c", "d"]
+    kinds = {n["id"]: n["kind"] for n in drawn["nodes"]}
+    assert kinds == {"a": "batch", "b": "batch", "c": "batch", "d": "batch", "e": "batch", "alone": "realtime"}
+    assert drawn["edges"] == [{"from": "a", "to": "b", "via": "file"}, {"from": "a", "to": "d", "via": "file"},
+                              {"from": "a", "to": "e", "via": "task"}, {"from": "b", "to": "c", "via": "file"},
+                              {"from": "c", "to": "d", "via": "file"}]
+    for e in drawn["edges"]:  # every edge points right
+        assert at[e["from"]][0] < at[e["to"]][0]
+    graph.edges.append(type(graph.edges[0])("d", "a", "file"))  # a cycle: laid out all the same
+    cyclic = {n["id"]: n["layer"] for n in layout(graph)["nodes"]}
+    assert set(cyclic) == set(at) and cyclic["a"] == 0 and len(layout(graph)["edges"]) == 6
+    assert layout(build_graph([])[0]) == {"nodes": [], "edges": []}
 
 
 def test_cycles_clashes_and_missing_wildcards_are_refused(tmp_path):

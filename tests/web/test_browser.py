@@ -12,6 +12,7 @@ import pytest
 
 from dporch.api.client import Client
 
+from ..api.test_api import chain_configs
 from ..orchestration.conftest import free_port
 from .conftest import browser_or_skip, seq_task, start_console, web_url
 from .test_console_http import metrics
@@ -176,6 +177,56 @@ mode = "split"
     assert sorted(p.name for p in out.iterdir()) == ["A.csv", "B.csv"]
 
 
+def test_the_console_draws_the_workflow_and_follows_its_changes(console, browser, tmp_path):
+    """t1 feeds t2 in process, t2's files feed t3: three boxes in three layers, a solid and a
+    dashed arrow, colours that follow the states, a redraw when a task goes, a click to a task."""
+    from selenium.webdriver.common.by import By
+
+    with Client("127.0.0.1", console.port) as c:
+        for cfg in chain_configs(tmp_path):
+            c.create_task(cfg)
+        c.start_task("t1")
+    browser.get(web_url(console))
+    until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#workflow a.node")) == 3, 30, "no graph drawn")
+    assert css(browser, "#workflow").is_displayed()
+
+    def nodes() -> dict[str, dict]:
+        return browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('#workflow a.node')].map((n) => {"
+            "  const r = n.querySelector('rect').getBoundingClientRect();"
+            "  return [n.dataset.task, {state: n.dataset.state, kind: n.dataset.kind, x: r.x, y: r.y, w: r.width,"
+            "    text: n.textContent, fill: getComputedStyle(n.querySelector('rect')).fill}]; }))")
+
+    until(browser, lambda d: nodes()["t1"]["state"] == "running")
+    drawn = nodes()
+    assert drawn["t1"]["x"] + drawn["t1"]["w"] < drawn["t2"]["x"] < drawn["t3"]["x"]  # layers, left to right
+    assert drawn["t1"]["y"] == drawn["t2"]["y"] == drawn["t3"]["y"] and drawn["t1"]["w"] > 100
+    assert [drawn[t]["kind"] for t in ("t1", "t2", "t3")] == ["realtime", "realtime", "batch"]
+    assert "realtime · running" in drawn["t1"]["text"] and "batch · ready" in drawn["t3"]["text"]
+    assert drawn["t1"]["fill"] == "rgb(46, 125, 50)" and drawn["t2"]["fill"] == "rgb(108, 117, 125)"  # as the badges
+    edges = browser.execute_script(
+        "return [...document.querySelectorAll('#workflow path.edge')].map((p) => ["
+        "  p.dataset.from, p.dataset.to, p.dataset.via, getComputedStyle(p).strokeDasharray,"
+        "  p.getTotalLength()])")
+    assert sorted(e[:3] for e in edges) == [["t1", "t2", "task"], ["t2", "t3", "file"]]
+    dashes = {e[2]: e[3] for e in edges}
+    assert dashes["task"] == "none" and dashes["file"] != "none"
+    assert all(e[4] > 30 for e in edges)  # from one box to the next, not collapsed
+    # a state changes: the box's colour follows
+    with Client("127.0.0.1", console.port) as c:
+        c.start_task("t2")
+    until(browser, lambda d: nodes()["t2"]["state"] == "running")
+    assert nodes()["t2"]["fill"] == "rgb(46, 125, 50)"
+    # a task goes: the graph is fetched again
+    with Client("127.0.0.1", console.port) as c:
+        c.delete_task("t3")
+    until(browser, lambda d: sorted(nodes()) == ["t1", "t2"])
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#workflow path.edge")) == 1
+    # a click on a box opens that task's page, as its card's link does
+    css(browser, '#workflow a.node[data-task="t2"]').click()
+    until(browser, lambda d: "/tasks/t2" in d.current_url and d.find_element(By.ID, "task-id").text == "t2")
+
+
 def feed_ticks(port: int, stop: threading.Event, rate: float = 1500.0) -> int:
     """Ticks of 20 stocks at about ``rate``/s until ``stop``; returns how many were sent."""
     sent = 0
@@ -231,6 +282,8 @@ def test_the_dashboard_page_fills_while_ticks_flow(dash_cluster, browser, tmp_pa
         n = length("dporch-series", "time")
         until(browser, lambda d: length("dporch-series", "time") > n, 10, "the page does not refresh")
         assert set(data("dporch-series", "scale_threshold")) == {0.8}
+        assert key in set(data("dporch-graph-nodes", "key"))  # the workflow, drawn in the page too
+        assert browser.execute_script("return Bokeh.documents[0].get_model_by_name('dporch-graph').visible")
         # the standard pages are still there
         browser.get(dashboard)
         until(browser, lambda d: d.execute_script("return !!(window.Bokeh && Bokeh.documents.length)"), 60)

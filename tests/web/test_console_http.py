@@ -152,7 +152,9 @@ def test_subscribe_stats_sends_everything_then_only_what_changed(console, tmp_pa
         while not (seen_b_removed and processed == 300):
             ev = ws.read()["data"]
             assert {t["id"] for t in ev["tasks"]} <= {"a"}  # b never changed: it is not sent again
-            seen_b_removed |= ev["removed"] == ["b"]
+            if ev["removed"] == ["b"]:  # the graph changed with it: its version says so
+                seen_b_removed = True
+                assert ev["graph"] == first["data"]["graph"] + 1
             for t in ev["tasks"]:
                 processed = t["processed_count"]
         one = ws.call("subscribe_stats", {"task_id": "a"})

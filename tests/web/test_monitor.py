@@ -120,6 +120,91 @@ def test_the_plugin_reads_what_the_publisher_encodes():
     assert plugin.task_keys() == []
 
 
+def wire(task: SimpleNamespace, reads: str | None = None) -> SimpleNamespace:
+    """A stand-in task's input and output: rows over TCP, or the rows of task ``reads``."""
+    task.config.source = None
+    task.config.input = SimpleNamespace(type="task" if reads else "tcp", task=reads, follow=False, path=None)
+    task.config.output = SimpleNamespace(type="none", path=None)
+    return task
+
+
+class FakeClient:
+    """What the publisher uses of a Dask client: a scheduler with the dporch plugin."""
+
+    status = "running"
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    async def get_metadata(self, keys: list[str], default: object = None) -> dict:
+        return {"format": 1}
+
+    async def log_event(self, topic: str, msg: str) -> None:
+        self.events.append(json.loads(msg))
+
+
+def test_the_graph_is_laid_out_when_tasks_change_sent_when_new_and_drawn_by_the_page():
+    import asyncio
+
+    from dporch.dashboard.page import DporchPage
+    from dporch.monitor.publish import DashboardPublisher
+
+    tasks = {"a": wire(fake_task("a")), "b": wire(fake_task("b"), reads="a"), "c": wire(fake_task("c"))}
+    monitor = Monitor(SimpleNamespace(tasks=tasks))
+    monitor.watch_graph()
+    monitor.watch_graph()  # nothing changed: the same graph, the same version
+    assert monitor.graph_version == 1
+    assert [(n["id"], n["layer"], n["row"]) for n in monitor.graph["nodes"]] == [("a", 0, 0), ("c", 0, 1),
+                                                                                 ("b", 1, 0)]
+    client = FakeClient()
+    publisher = DashboardPublisher(monitor, lambda: client, "serve-1")
+
+    def publish(now: float) -> dict:
+        asyncio.run(publisher._send(now, {tid: monitor.sample(t, now) for tid, t in tasks.items()}, []))
+        return client.events[-1]
+
+    first, second = publish(1000.0), publish(1001.0)
+    assert first["graph"] == {"nodes": [["a", "realtime", 0, 0], ["c", "realtime", 0, 1], ["b", "realtime", 1, 0]],
+                              "edges": [["a", "b", "task"]]}
+    assert "graph" not in second  # sent once, not every second
+    tasks["c"] = wire(fake_task("c"), reads="b")  # an update makes a new task: c now reads b
+    monitor.watch_graph()
+    assert monitor.graph_version == 2 and publish(1002.0)["graph"]["edges"] == [["a", "b", "task"],
+                                                                               ["b", "c", "task"]]
+    publisher.checked = 0.0  # the next look at the scheduler's metadata: the graph goes again
+    assert "graph" in publish(1003.0) and "graph" not in publish(1004.0)
+
+    plugin = DporchPlugin()
+    for ev in client.events:
+        plugin.ingest(ev)
+    assert plugin.graph() == {
+        "nodes": [{"key": "a", "task": "a", "kind": "realtime", "layer": 0, "row": 0, "status": "running"},
+                  {"key": "b", "task": "b", "kind": "realtime", "layer": 1, "row": 0, "status": "running"},
+                  {"key": "c", "task": "c", "kind": "realtime", "layer": 2, "row": 0, "status": "running"}],
+        "edges": [{"from": "a", "to": "b", "via": "task"}, {"from": "b", "to": "c", "via": "task"}]}
+    page = DporchPage(plugin)
+    nodes = page.graph_nodes.data
+    assert list(nodes["key"]) == ["a", "b", "c"] and list(nodes["x"]) == [0, 1, 2]
+    assert set(nodes["color"]) == {"#2e7d32"} and list(nodes["detail"])[0] == "realtime · running"
+    assert list(page.graph_edges["task"].data["y1"]) == [0, 0] and not page.graph_edges["file"].data["x0"]
+    assert page.graph_fig.visible
+    page.graph_nodes.selected.indices = [2]  # a click on c shows c
+    assert page.select.value == "c" and page.selected == "c"
+    page.update()
+    assert list(page.graph_nodes.data["line_width"]) == [1, 1, 3]  # the task shown has a dark outline
+
+    # a second server: its graph goes below the first one's, tasks named "id @ server"
+    other = json.loads(encode_event("serve-2", 1005.0, 1.0, {"x": monitor.sample(tasks["a"], 1005.0) | {"id": "x"}},
+                                    [], {"nodes": [{"id": "x", "kind": "batch", "layer": 0, "row": 0}], "edges": []}))
+    plugin.ingest(other)
+    drawn = {n["key"]: (n["layer"], n["row"]) for n in plugin.graph()["nodes"]}
+    assert drawn == {"a @ serve-1": (0, 0), "b @ serve-1": (1, 0), "c @ serve-1": (2, 0), "x @ serve-2": (0, 1)}
+    page.update()
+    assert "x @ serve-2" in list(page.graph_nodes.data["key"])
+    plugin.ingest({"source": "serve-2", "time": 1006.0, "closing": True})
+    assert [n["key"] for n in plugin.graph()["nodes"]] == ["a", "b", "c"]
+
+
 def test_dporch_serve_publishes_to_a_scheduler_with_the_preload(dash_cluster, tmp_path):
     scheduler = dash_cluster.scheduler
     assert scheduler.get_metadata([METADATA_KEY])["page"] == "/dporch"
@@ -144,6 +229,8 @@ def test_dporch_serve_publishes_to_a_scheduler_with_the_preload(dash_cluster, tm
         assert sum(c[4] for c in plugin.calls_since(0) if c[0] == key) == 400
         assert {u["id"] for u in plugin.all_units() if u["task"] == key} == {"pub:u1", "pub:u2"}
         assert len(scheduler.get_events(TOPIC)) <= plugin.keep_events  # the scheduler's own log stays short
+        [source] = [src for src in plugin.graphs if src.endswith(f":{s.port}")]
+        assert plugin.graphs[source]["nodes"] == [{"id": "pub", "kind": "realtime", "layer": 0, "row": 0}]
         assert s.service.publisher.sent > 0 and s.service.publisher.enabled
     finally:
         s.stop()

@@ -205,6 +205,88 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// -- the workflow: the tasks' graph from get_graph, drawn where workflow.layout placed it -------------------------
+const BOX_W = 170, BOX_H = 40, GAP_X = 70, ROW_H = 58, PAD = 6, LABEL_CHARS = 22;
+const BOW = 0.7 * ROW_H;  // an edge that skips layers bows up by this much, over the boxes between its ends
+class Workflow {
+  constructor(api) {
+    this.api = api;
+    this.version = null;  // the server's graph version drawn (stats events carry the current one)
+    this.nodes = new Map();  // task id -> its <a class="node">
+    this.svg = svg("svg", {class: "dag-svg", role: "img", "aria-label": "the tasks and what each reads"});
+    this.issues = el("ul", {class: "push-errors", id: "workflow-issues"});
+    this.root = el("section", {class: "panel dag", id: "workflow", hidden: true},
+      el("h2", {text: "Workflow"}),
+      el("div", {class: "dag-scroll"}, this.svg),
+      el("div", {class: "legend"},
+         el("span", {class: "key"}, el("i", {class: "swatch"}), "rows from a task"),
+         el("span", {class: "key"}, el("i", {class: "swatch dashed"}), "files from a task (its output path, the reader's input)"),
+         el("span", {class: "key"}, "square corners: batch, round: realtime")),
+      this.issues);
+  }
+  // A new graph version: fetch the graph (only then; states change colours in place).
+  async seen(version) {
+    if (version === undefined || version === this.version) return;
+    this.version = version;
+    const answer = await this.api.call("get_graph");
+    if (answer.status === "ok" && this.version === version) this.draw(answer.data);
+  }
+  status(id, state) {
+    const node = this.nodes.get(id);
+    if (!node || node.dataset.state === state) return;
+    node.dataset.state = state;
+    node.querySelector(".detail").textContent = `${node.dataset.kind} · ${state}`;
+  }
+  draw(graph) {
+    this.nodes.clear();
+    const at = new Map(graph.nodes.map((n) => [n.id, n]));
+    const bows = graph.edges.some((e) => at.has(e.from) && at.has(e.to) && at.get(e.to).layer - at.get(e.from).layer > 1);
+    const top = PAD + (bows ? 18 : 0);
+    const x = (n) => PAD + n.layer * (BOX_W + GAP_X), y = (n) => top + n.row * ROW_H;
+    const layers = Math.max(0, ...graph.nodes.map((n) => n.layer + 1));
+    const rows = Math.max(0, ...graph.nodes.map((n) => n.row + 1));
+    const W = 2 * PAD + layers * (BOX_W + GAP_X) - GAP_X, H = top + PAD + rows * ROW_H - (ROW_H - BOX_H);
+    this.svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    this.svg.setAttribute("width", W);
+    this.svg.setAttribute("height", H);
+    const marker = svg("marker", {id: "dag-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7,
+                                  markerHeight: 7, orient: "auto"});
+    marker.append(svg("path", {d: "M0,0 L10,5 L0,10 z", class: "arrowhead"}));
+    const defs = svg("defs");
+    defs.append(marker);
+    const parts = [defs];
+    for (const e of graph.edges) {
+      const a = at.get(e.from), b = at.get(e.to);
+      if (!a || !b) continue;
+      const x0 = x(a) + BOX_W, y0 = y(a) + BOX_H / 2, x1 = x(b) - 2, y1 = y(b) + BOX_H / 2, half = (x1 - x0) / 2;
+      const lift = b.layer - a.layer > 1 ? 2 * BOW : 0;
+      const path = svg("path", {class: "edge via-" + e.via, "marker-end": "url(#dag-arrow)",
+                                d: `M${x0},${y0} C${x0 + half},${y0 - lift} ${x1 - half},${y1} ${x1},${y1}`});
+      path.dataset.from = e.from;
+      path.dataset.to = e.to;
+      path.dataset.via = e.via;
+      parts.push(path);
+    }
+    for (const n of graph.nodes) {
+      const node = svg("a", {class: "node", href: "/tasks/" + encodeURIComponent(n.id)});
+      Object.assign(node.dataset, {task: n.id, state: n.status, kind: n.kind, layer: n.layer, row: n.row});
+      const title = svg("title");
+      title.textContent = n.id + (n.name ? ` · ${n.name}` : "") + ` (${n.kind}, ${n.status})`;
+      const label = svg("text", {x: x(n) + BOX_W / 2, y: y(n) + 17, class: "label", "text-anchor": "middle"});
+      label.textContent = n.id.length > LABEL_CHARS ? n.id.slice(0, LABEL_CHARS - 1) + "…" : n.id;
+      const detail = svg("text", {x: x(n) + BOX_W / 2, y: y(n) + 32, class: "detail", "text-anchor": "middle"});
+      detail.textContent = `${n.kind} · ${n.status}`;
+      node.append(title, svg("rect", {x: x(n), y: y(n), width: BOX_W, height: BOX_H, rx: n.kind === "batch" ? 3 : 14}),
+                  label, detail);
+      this.nodes.set(n.id, node);
+      parts.push(node);
+    }
+    this.svg.replaceChildren(...parts);
+    this.issues.replaceChildren(...graph.issues.map((i) => el("li", {text: `${i.task}: ${i.message}`})));
+    this.root.hidden = graph.nodes.length === 0;
+  }
+}
+
 // -- a task's configuration as TOML -------------------------------------------------------------------------
 function tomlValue(v) {
   if (v === null || v === undefined) return '""';
@@ -325,10 +407,11 @@ function listPage(api, app) {
   const empty = el("p", {class: "muted empty", text: "No task yet: create one."});
   const count = el("span", {class: "muted", id: "task-count"});
   const editor = newTaskPanel(api);
+  const flow = new Workflow(api);
   app.replaceChildren(
     el("div", {class: "page-head"}, el("h1", {text: "Tasks"}), count,
        el("button", {type: "button", class: "primary", id: "new-task", onclick: () => editor.toggle()}, "New task")),
-    editor.root, empty, grid);
+    editor.root, empty, flow.root, grid);
 
   function card(t) {
     const msg = el("p", {class: "msg", role: "status"});
@@ -381,9 +464,10 @@ function listPage(api, app) {
   }
   refreshCount();
   api.subscribe("subscribe_stats", {}, (ev) => {
-    for (const t of ev.data.tasks) update(t);
+    for (const t of ev.data.tasks) { update(t); flow.status(t.id, t.status); }
     for (const id of ev.data.removed) { const c = cards.get(id); if (c) { c.root.remove(); cards.delete(id); } }
     refreshCount();
+    flow.seen(ev.data.graph);
   });
 }
 
