@@ -60,7 +60,8 @@ def anchors(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/language.md", "docs/orchestration.md", "docs/backtest.md",
-                                 "docs/monitoring.md", "docs/architecture.md", "docs/api.md"])
+                                 "docs/monitoring.md", "docs/architecture.md", "docs/api.md",
+                                 "docs/scaling.md"])
 def test_relative_links_and_anchors_resolve(doc):
     path = ROOT / doc
     text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
