@@ -42,7 +42,14 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_run import ensure_data  # noqa: E402
-from bench.bench_serve import SCRIPT, Server, free_port, task_config, throughput  # noqa: E402
+from bench.bench_serve import (  # noqa: E402
+    SCRIPT,
+    Server,
+    feed_steadily,
+    free_port,
+    task_config,
+    throughput,
+)
 
 
 def scrape_every_second(url: str, stop: threading.Event, counts: list[int]) -> None:
@@ -165,22 +172,6 @@ def compare_throughput(runs: int, rows: int, stocks: int, browser_nice: int = 0,
     print(f"monitoring ({kind}) costs {1 - on / off:+.1%} of throughput (median of {runs} runs each: "
           f"{on:,.0f} ticks/s on, {off:,.0f} off); orchestrator CPU per million ticks "
           f"{statistics.median(cpu[True]):.2f} s on, {statistics.median(cpu[False]):.2f} s off")
-
-
-def feed_steadily(port: int, data: Path, rate: float, stop: threading.Event) -> None:
-    import socket
-
-    lines = data.read_text().splitlines()
-    header, rows = lines[0], lines[1:]
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall((header + "\n").encode())
-        start, sent = time.monotonic(), 0
-        while not stop.is_set():
-            due = int((time.monotonic() - start) * rate)
-            if due > sent:
-                s.sendall("".join(rows[i % len(rows)] + "\n" for i in range(sent, due)).encode())
-                sent = due
-            time.sleep(0.005)
 
 
 def steady(rate: float, seconds: float, rounds: int, stocks: int) -> None:

@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -182,6 +183,21 @@ def paced_feed(port: int, data: str, rate: float, seconds: float) -> None:
                 sock.sendall(("\n".join(block) + "\n").encode())
                 sent += len(block)
             time.sleep(0.0005)
+
+
+def feed_steadily(port: int, data: Path, rate: float, stop: threading.Event) -> None:
+    """The rows of ``data`` (a CSV file), over and over, at ``rate`` per second until ``stop``."""
+    lines = data.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall((header + "\n").encode())
+        start, sent = time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - start) * rate)
+            if due > sent:
+                s.sendall("".join(rows[i % len(rows)] + "\n" for i in range(sent, due)).encode())
+                sent = due
+            time.sleep(0.005)
 
 
 class Tail:

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_serve import feed_steadily  # noqa: E402
 from dporch.api.client import Client  # noqa: E402
 from dporch.web.headless import chromium  # noqa: E402
 
@@ -88,21 +89,6 @@ mode = "split"
     return text
 
 
-def feed(port: int, rate: float, stop: threading.Event) -> None:
-    """The sample ticks, over and over, at ``rate`` per second."""
-    lines = TICKS.read_text().splitlines()
-    header, rows = lines[0], lines[1:]
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall((header + "\n").encode())
-        start, sent = time.monotonic(), 0
-        while not stop.is_set():
-            due = int((time.monotonic() - start) * rate)
-            if due > sent:
-                s.sendall("".join(rows[i % len(rows)] + "\n" for i in range(sent, due)).encode())
-                sent = due
-            time.sleep(0.01)
-
-
 def save(driver, path: Path) -> None:
     from PIL import Image
 
@@ -148,7 +134,7 @@ def main() -> int:
 
         wait(up, 120, "dporch serve")
         for tid, rate in (("realtime-indicators", 3000.0), ("intraday-momentum", 800.0)):
-            threading.Thread(target=feed, args=(ports[tid], rate, stop), daemon=True).start()
+            threading.Thread(target=feed_steadily, args=(ports[tid], TICKS, rate, stop), daemon=True).start()
         print(f"demo running (log {base / 'serve.log'}); {a.warmup:.0f} s of history...")
         time.sleep(a.warmup)
         with Client("127.0.0.1", api) as c:  # the batch task reads the files made so far, and finishes

@@ -15,8 +15,9 @@ import itertools
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -314,10 +315,11 @@ def _spec(program: Program, opts: BacktestOptions, data: _Data, params: dict[str
                         chart_instruments=opts.chart_instruments, light=light)
 
 
-def run_backtest(program: Program, paths: list[str], opts: BacktestOptions, progress: Progress | None = None,
-                 on_prepared: Callable[[int], None] | None = None) -> BacktestResult:
-    """The backtest of ``program`` over the files ``paths``. ``on_prepared(instruments)`` is
-    called once the data is prepared."""
+@contextmanager
+def _prepared(program: Program, paths: list[str], opts: BacktestOptions, progress: Progress | None,
+              on_prepared: Callable[[int], None] | None) -> Iterator[tuple[_Session, _Data, dict[str, float]]]:
+    """A Dask session with the data read and prepared, and the timings so far; the session
+    closes on leaving. ``on_prepared(instruments)`` is called once the data is prepared."""
     t0 = time.perf_counter()
     session = _Session(opts, progress)
     try:
@@ -326,14 +328,22 @@ def run_backtest(program: Program, paths: list[str], opts: BacktestOptions, prog
         timings.update(more)
         if on_prepared is not None:
             on_prepared(data.instruments)
+        yield session, data, timings
+    finally:
+        session.close()
+
+
+def run_backtest(program: Program, paths: list[str], opts: BacktestOptions, progress: Progress | None = None,
+                 on_prepared: Callable[[int], None] | None = None) -> BacktestResult:
+    """The backtest of ``program`` over the files ``paths``. ``on_prepared(instruments)`` is
+    called once the data is prepared."""
+    with _prepared(program, paths, opts, progress, on_prepared) as (session, data, timings):
         t = time.perf_counter()
         from dask import delayed
 
         spec = _spec(program, opts, data, program.params, light=False)
         results = session.compute([delayed(run_partition)(p, spec) for p in data.parts], "backtest")
         timings["compute"] = time.perf_counter() - t
-    finally:
-        session.close()
     t = time.perf_counter()
     result = summarize(results, opts, data, program)
     result.timings.update(timings)
@@ -398,14 +408,7 @@ def run_sweep(program: Program, paths: list[str], opts: BacktestOptions, names: 
     ranked by ``rank``; then the full run of the best combination (for the report)."""
     from dask import delayed
 
-    t0 = time.perf_counter()
-    session = _Session(opts, progress)
-    try:
-        timings = {"start": time.perf_counter() - t0}
-        data, more = _prepare(session, program, paths, opts)
-        timings.update(more)
-        if on_prepared is not None:
-            on_prepared(data.instruments)
+    with _prepared(program, paths, opts, progress, on_prepared) as (session, data, timings):
         t = time.perf_counter()
         tasks = []
         for combo in combos:
@@ -428,8 +431,6 @@ def run_sweep(program: Program, paths: list[str], opts: BacktestOptions, names: 
         spec = _spec(best_program, opts, data, best_program.params, light=False)
         results = session.compute([delayed(run_partition)(p, spec) for p in data.parts], "best combination")
         timings["best"] = time.perf_counter() - t
-    finally:
-        session.close()
     result = summarize(results, opts, data, best_program)
     result.summary["config"]["sweep"] = {"combinations": len(combos), "rank": rank,
                                          "best": {n: _plain(v) for n, v in best.items()}}
