@@ -262,71 +262,63 @@ class SplitWriter:
         n = len(keys)
         if not n:
             return
-        if not self._used and self.columns and _use_arrow(n, n * len(self.columns)):
-            self._write_block(columns, keys)
+        groups = self._groups(columns, keys)
+        pending = self._pending
+        if self.columns and _use_arrow(n, n * len(self.columns)):
+            # the block's text at once (Arrow), each file's lines as one slice of it
+            from .row_blocks import grouped_text
+
+            for path, text in grouped_text(columns, groups).items():
+                bucket = pending.get(path)
+                if bucket is None:
+                    pending[path] = [text[:-1]]
+                else:
+                    bucket.append(text[:-1])
         else:
-            self._write_lines(columns, keys)
+            lines = list(map(",".join, zip(*[csv_column(c) for c in columns]))) if self.columns else [""] * n
+            for path, rows_of in groups.items():
+                bucket = pending.get(path)
+                if bucket is None:
+                    bucket = pending[path] = []
+                bucket += lines if len(rows_of) == n else [lines[i] for i in rows_of]
         self.count += n
         self._n_pending += n
         if self._n_pending >= self.buffer_rows:
             self.flush()
 
-    def _write_block(self, columns: list[list[Any]], keys: list[Any]) -> None:
-        """Paths that depend on the key only: the block's text is made at once (Arrow) and each
-        file's lines taken as one slice."""
-        from .row_blocks import grouped_text
-
-        paths = self._paths
-        groups: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            path = paths.get(key)
-            if path is None:
-                if len(paths) >= 65536:
-                    paths.clear()
-                path = paths[key] = self.path_for(key)
-            rows_of = groups.get(path)
-            if rows_of is None:
-                rows_of = groups[path] = []
-            rows_of.append(i)
-        pending = self._pending
-        for path, text in grouped_text(columns, groups).items():
-            bucket = pending.get(path)
-            if bucket is None:
-                bucket = pending[path] = []
-            bucket.append(text[:-1])
-
-    def _write_lines(self, columns: list[list[Any]], keys: list[Any]) -> None:
-        n = len(keys)
-        texts = [csv_column(c) for c in columns] if self.columns else []
-        lines = list(map(",".join, zip(*texts))) if self.columns else [""] * n
+    def _groups(self, columns: list[list[Any]], keys: list[Any]) -> dict[str, list[int]]:
+        """The rows of a block by file: path -> row indexes, in arrival order."""
         used = self._used
         # what a row's file depends on: its key, and the values of the path's columns
-        idents: list[Any] = keys if not used else [tuple(r) for r in zip(keys, *[columns[i] for i in used])]
-        groups: dict[Any, list[str]] = {}
+        idents: list[Any] = keys if not used else list(zip(keys, *[columns[i] for i in used]))
+        by_ident: dict[Any, list[int]] = {}
         try:
-            for ident, line in zip(idents, lines):
-                g = groups.get(ident)
+            for i, ident in enumerate(idents):
+                g = by_ident.get(ident)
                 if g is None:
-                    groups[ident] = [line]
+                    by_ident[ident] = [i]
                 else:
-                    g.append(line)
+                    g.append(i)
         except TypeError:  # an array in a path column: its text names the file
-            groups = {}
-            for ident, line in zip(((i[0], *map(repr, i[1:])) for i in idents), lines):
-                groups.setdefault(ident, []).append(line)
-        pending, paths = self._pending, self._paths
-        for ident, group in groups.items():
+            by_ident = {}
+            for i, ident in enumerate((i[0], *map(repr, i[1:])) for i in idents):
+                by_ident.setdefault(ident, []).append(i)
+        paths = self._paths
+        groups: dict[str, list[int]] = {}
+        for ident, rows_of in by_ident.items():
             path = paths.get(ident)
             if path is None:
                 if len(paths) >= 65536:  # e.g. {date} in the template: keep the cache bounded
                     paths.clear()
                 key, values = (ident[0], ident[1:]) if used else (ident, ())
                 path = paths[ident] = self.path_for(key, {self.columns[i]: v for i, v in zip(used, values)})
-            bucket = pending.get(path)
-            if bucket is None:
-                pending[path] = group
-            else:
-                bucket += group
+            g = groups.get(path)
+            if g is None:
+                groups[path] = rows_of
+            else:  # two keys share a file (its path does not name the key): keep arrival order
+                g += rows_of
+                g.sort()
+        return groups
 
     def _handle(self, path: str) -> TextIO:
         f = self._open.get(path)

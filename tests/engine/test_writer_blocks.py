@@ -62,10 +62,19 @@ def test_split_writer_blocks_keep_each_files_order(arrow_now, tmp_path):
         assert open(path, encoding="utf-8", newline="").read() == csv_header(COLUMNS) + expected, key
 
 
-def test_split_writer_block_with_a_path_column_takes_the_line_path(arrow_now, tmp_path):
-    block, keys = rows(400, seed=4)
-    w = SplitWriter(str(tmp_path / "{key}" / "{b}.csv"), COLUMNS)
-    w.write_rows(block, keys)
+@pytest.mark.parametrize("template", ["{key}/{b}.csv", "{b}.csv"])
+@pytest.mark.parametrize("arrow", [True, False])
+def test_split_writer_with_a_path_column(monkeypatch, tmp_path, template, arrow):
+    """A path naming a row column, with or without the key: each file gets its rows in arrival
+    order, also when rows of several keys share it ("{b}.csv"), by the block and the line path."""
+    if arrow:
+        monkeypatch.setattr(writers, "_repr_cells", writers._REPR_BUDGET)
+    else:
+        monkeypatch.setattr(writers, "_use_arrow", lambda n, cells=None: False)
+    block, keys = rows(900, seed=4)
+    w = SplitWriter(str(tmp_path / template), COLUMNS)
+    for start in range(0, len(block), 300):
+        w.write_rows(block[start:start + 300], keys[start:start + 300])
     w.close()
     expected: dict[str, list] = {}
     for r, k in zip(block, keys):
