@@ -69,6 +69,7 @@ class OutputBuffer:
         self.columns = columns
         self.maxlen = maxlen
         self.blocks: deque[list[list[Any]]] = deque()  # column blocks, oldest first
+        self.skip = 0  # rows at the start of the oldest block that are gone (not copied away)
         self.held = 0
         self.total = 0
         self.subscribers: list["Subscription"] = []
@@ -85,13 +86,13 @@ class OutputBuffer:
         self.held += n
         self.total += n
         while self.held > self.maxlen:  # drop the oldest rows beyond maxlen
-            first = self.blocks[0]
-            excess, size = self.held - self.maxlen, len(first[0])
+            excess, size = self.held - self.maxlen, len(self.blocks[0][0]) - self.skip
             if size <= excess:
                 self.blocks.popleft()
+                self.skip = 0
                 self.held -= size
             else:
-                self.blocks[0] = [c[excess:] for c in first]
+                self.skip += excess
                 self.held -= excess
         for sub in list(self.subscribers):
             sub.offer(columns)
@@ -100,6 +101,7 @@ class OutputBuffer:
         """Rows ``offset .. offset + limit`` of those held, as objects."""
         out: list[dict[str, Any]] = []
         names = self.columns
+        offset += self.skip
         for block in self.blocks:
             size = len(block[0])
             if offset >= size:
