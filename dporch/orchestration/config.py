@@ -8,7 +8,6 @@ what is allowed; a task with issues never starts, the others still do.
 from __future__ import annotations
 
 import copy
-import os
 import re
 import socket
 import string
@@ -264,7 +263,7 @@ def parse_task(raw: Any, *, file: str | None, base_dir: str, global_: GlobalConf
     if task.input.path and not Path(task.input.path).is_absolute():
         task.input.path = str((Path(base_dir) / task.input.path).resolve())
     if task.output.path and not Path(task.output.path).is_absolute():
-        task.output.path = os.path.normpath(Path(base_dir) / task.output.path)  # no "dir/../" in messages
+        task.output.path = str(Path(base_dir) / task.output.path)
     _validate(task, chk)
     return task
 
