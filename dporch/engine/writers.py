@@ -219,6 +219,19 @@ def safe_file_name(value: Any) -> str:
     return out
 
 
+_PLAIN_IDENTS = ({str}, {str, type(None)}, {type(None)}, {int})
+
+
+def _ident_values(values: list[Any]) -> list[Any]:
+    """Values that stand for themselves in a file's identity: text and integers as they are;
+    anything else as (type, repr), so that ``True``, ``1`` and ``1.0``, or ``0.0`` and ``-0.0``,
+    which compare equal but name different files, stay apart, NaNs go together, and lists
+    (unhashable) can be told apart."""
+    if set(map(type, values)) in _PLAIN_IDENTS:
+        return values
+    return [(type(v), repr(v)) for v in values]
+
+
 class SplitWriter:
     """One CSV file per stream key, from a path template with ``{key}`` (``DIR/{key}.csv``).
 
@@ -290,34 +303,33 @@ class SplitWriter:
         """The rows of a block by file: path -> row indexes, in arrival order."""
         used = self._used
         # what a row's file depends on: its key, and the values of the path's columns
-        idents: list[Any] = keys if not used else list(zip(keys, *[columns[i] for i in used]))
+        parts = [_ident_values(p) for p in (keys, *[columns[i] for i in used])]
+        idents: list[Any] = parts[0] if not used else list(zip(*parts))
         by_ident: dict[Any, list[int]] = {}
-        try:
-            for i, ident in enumerate(idents):
-                g = by_ident.get(ident)
-                if g is None:
-                    by_ident[ident] = [i]
-                else:
-                    g.append(i)
-        except TypeError:  # an array in a path column: its text names the file
-            by_ident = {}
-            for i, ident in enumerate((i[0], *map(repr, i[1:])) for i in idents):
-                by_ident.setdefault(ident, []).append(i)
+        for i, ident in enumerate(idents):
+            g = by_ident.get(ident)
+            if g is None:
+                by_ident[ident] = [i]
+            else:
+                g.append(i)
         paths = self._paths
         groups: dict[str, list[int]] = {}
+        shared: set[str] = set()
         for ident, rows_of in by_ident.items():
             path = paths.get(ident)
             if path is None:
                 if len(paths) >= 65536:  # e.g. {date} in the template: keep the cache bounded
                     paths.clear()
-                key, values = (ident[0], ident[1:]) if used else (ident, ())
-                path = paths[ident] = self.path_for(key, {self.columns[i]: v for i, v in zip(used, values)})
+                first = rows_of[0]  # the path is made from the values themselves
+                path = paths[ident] = self.path_for(keys[first], {self.columns[i]: columns[i][first] for i in used})
             g = groups.get(path)
             if g is None:
                 groups[path] = rows_of
-            else:  # two keys share a file (its path does not name the key): keep arrival order
+            else:  # rows of several keys share a file (its path does not name the key)
                 g += rows_of
-                g.sort()
+                shared.add(path)
+        for path in shared:  # they keep their arrival order
+            groups[path].sort()
         return groups
 
     def _handle(self, path: str) -> TextIO:

@@ -82,3 +82,20 @@ def test_split_writer_with_a_path_column(monkeypatch, tmp_path, template, arrow)
     assert set(expected) == w.touched
     for path, part in expected.items():
         assert open(path, encoding="utf-8", newline="").read() == csv_header(COLUMNS) + text(part)
+
+
+def test_split_writer_files_follow_the_values_not_their_equality(tmp_path):
+    """Values equal in Python but written differently name different files (True, 1, 1.0;
+    0.0 and -0.0); a block holding an unhashable value sends the others where they always go;
+    all NaNs share one file."""
+    w = SplitWriter(str(tmp_path / "{v}.csv"), ["v", "n"])
+    values = [True, 1, 1.0, 0.0, -0.0, float("nan"), float("nan"), "a", None]
+    w.write_rows([[v, i] for i, v in enumerate(values)], ["k"] * len(values))
+    w.write_rows([["a", 9], [[1, 2], 10], [None, 11]], ["k"] * 3)  # a list in the block
+    w.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["True.csv", "1.csv", "1.0.csv", "0.0.csv", "-0.0.csv", "nan.csv", "a.csv", "_.csv",
+                            w.path_for("k", {"v": [1, 2]}).rsplit("/", 1)[-1]])
+    assert (tmp_path / "a.csv").read_text().splitlines() == ["v,n", "a,7", "a,9"]
+    assert (tmp_path / "_.csv").read_text().splitlines() == ["v,n", ",8", ",11"]
+    assert (tmp_path / "nan.csv").read_text().splitlines() == ["v,n", "NaN,5", "NaN,6"]
