@@ -19,7 +19,11 @@ import pyarrow.compute as pc
 from ..lang.vector_values import Num
 from . import arrow_io
 
-__all__ = ["block_lines", "block_text", "grouped_text"]
+__all__ = ["block_lines", "block_text", "grouped_text", "line_buffers", "Lines"]
+
+#: A block's CSV lines made elsewhere (by a compute unit): int32 offsets of the n + 1 line
+#: boundaries from 0, and the UTF-8 text of the lines, each ending in a newline.
+Lines = tuple[bytes, bytes]
 
 _NONE = type(None)
 
@@ -58,21 +62,48 @@ def _data(lines: pa.Array) -> tuple[np.ndarray, memoryview]:
     return offsets, memoryview(bufs[2])
 
 
-def block_text(columns: Sequence[Sequence[Any]]) -> str:
-    """The CSV lines of a block of rows as one string."""
+def line_buffers(columns: Sequence[Sequence[Any]]) -> Lines:
+    """A block's CSV lines as plain buffers to send: a compute unit makes them, so that the
+    orchestrator writes its rows without formatting a cell."""
+    n = len(columns[0])
+    if n < 256:  # a small block (a quiet feed): Arrow's fixed cost per call outweighs its speed
+        from .writers import csv_column
+
+        lines = [",".join(r) + "\n" for r in zip(*[csv_column(c) for c in columns])]
+        text = "".join(lines)
+        data = text.encode("utf-8")
+        lengths = list(map(len, lines)) if len(data) == len(text) else [len(t.encode("utf-8")) for t in lines]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        return offsets.tobytes(), data
+    offsets, data = _data(block_lines(columns))
+    start = int(offsets[0])
+    return (offsets - start).astype(np.int32).tobytes(), bytes(data[start:int(offsets[-1])])
+
+
+def _lines_array(lines: Lines) -> pa.Array:
+    offsets, data = lines
+    return pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def block_text(columns: Sequence[Sequence[Any]], lines: Lines | None = None) -> str:
+    """The CSV lines of a block of rows as one string (``lines``: made already)."""
+    if lines is not None:
+        return str(lines[1], "utf-8")
     offsets, data = _data(block_lines(columns))
     return str(data[int(offsets[0]):int(offsets[-1])], "utf-8")
 
 
-def grouped_text(columns: Sequence[Sequence[Any]], groups: dict[Any, list[int]]) -> dict[Any, str]:
+def grouped_text(columns: Sequence[Sequence[Any]], groups: dict[Any, list[int]],
+                 lines: Lines | None = None) -> dict[Any, str]:
     """The CSV lines of each group's rows (``groups``: row indexes in input order per group, every
-    row in one group), as one string per group."""
-    lines = block_lines(columns)
-    n = len(lines)
+    row in one group), as one string per group (``lines``: the block's lines, made already)."""
+    arr = _lines_array(lines) if lines is not None else block_lines(columns)
+    n = len(arr)
     if len(groups) > 1:
         order = np.fromiter(chain.from_iterable(groups.values()), dtype=np.int64, count=n)
-        lines = lines.take(pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(order)]))
-    offsets, data = _data(lines)
+        arr = arr.take(pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(order)]))
+    offsets, data = _data(arr)
     start = int(offsets[0])
     text = str(data[start:int(offsets[-1])], "utf-8")
     ascii_ = len(text) == int(offsets[-1]) - start  # then byte offsets are character offsets

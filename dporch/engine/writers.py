@@ -12,9 +12,12 @@ import hashlib
 import os
 import string
 import sys
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
+
+if TYPE_CHECKING:
+    from .row_blocks import Lines
 
 __all__ = ["RowWriter", "SplitWriter", "LazyFile", "csv_column", "safe_file_name"]
 
@@ -127,8 +130,9 @@ class RowWriter:
         if rows:
             self.write_columns([list(c) for c in zip(*rows)] if self.columns else [], len(rows))
 
-    def write_columns(self, columns: list[list[Any]], keys: list[Any] | int) -> None:
-        """A block of rows given as columns (OUTPUT order); ``keys``: the rows' keys, or their count."""
+    def write_columns(self, columns: list[list[Any]], keys: list[Any] | int, lines: Lines | None = None) -> None:
+        """A block of rows given as columns (OUTPUT order); ``keys``: the rows' keys, or their count;
+        ``lines``: their CSV lines, made already (by a compute unit)."""
         n = keys if isinstance(keys, int) else len(keys)
         if not n:
             return
@@ -136,10 +140,10 @@ class RowWriter:
             for r in zip(*columns) if self.columns else ([] for _ in range(n)):
                 self.write(list(r))
             return
-        if _use_arrow(n, n * len(self.columns)):
+        if lines is not None or _use_arrow(n, n * len(self.columns)):
             from .row_blocks import block_text
 
-            self._buf.append(block_text(columns)[:-1])
+            self._buf.append(block_text(columns, lines)[:-1])
         else:
             texts = [csv_column(c) for c in columns]
             self._buf.append("\n".join(map(",".join, zip(*texts))))
@@ -270,18 +274,19 @@ class SplitWriter:
         if rows:
             self.write_columns([list(c) for c in zip(*rows)] if self.columns else [], keys)
 
-    def write_columns(self, columns: list[list[Any]], keys: list[Any]) -> None:
-        """A block of rows given as columns (OUTPUT order), with each row's key."""
+    def write_columns(self, columns: list[list[Any]], keys: list[Any], lines: Lines | None = None) -> None:
+        """A block of rows given as columns (OUTPUT order), with each row's key; ``lines``: their
+        CSV lines, made already (by a compute unit)."""
         n = len(keys)
         if not n:
             return
         groups = self._groups(columns, keys)
         pending = self._pending
-        if self.columns and _use_arrow(n, n * len(self.columns)):
+        if self.columns and (lines is not None or _use_arrow(n, n * len(self.columns))):
             # the block's text at once (Arrow), each file's lines as one slice of it
             from .row_blocks import grouped_text
 
-            for path, text in grouped_text(columns, groups).items():
+            for path, text in grouped_text(columns, groups, lines).items():
                 bucket = pending.get(path)
                 if bucket is None:
                     pending[path] = [text[:-1]]

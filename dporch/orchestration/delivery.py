@@ -32,7 +32,7 @@ class Delivery:
         output = self.output
         assert output is not None, "results are handled only while the outputs are open"
         try:
-            output.write(result.columns, result.keys)
+            output.write(result.columns, result.keys, result.lines)
         except OutputIOError as exc:
             await self._output_failed(str(exc))
         if output.pending_since is not None:

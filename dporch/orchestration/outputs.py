@@ -16,11 +16,14 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine.writers import LazyFile, RowWriter, SplitWriter, csv_column, safe_file_name
 from ..lang.format import csv_header, json_line
 from .config import OutputConfig
+
+if TYPE_CHECKING:
+    from ..engine.row_blocks import Lines
 
 __all__ = ["OutputPipeline", "make_output", "OutputBuffer", "OutputIOError", "cut_back", "NewFile", "staged",
            "publish_staged", "STAGED_SUFFIX"]
@@ -155,7 +158,12 @@ class OutputPipeline:
         self.task_id = task_id
         self.pending_since: float | None = None
 
-    def write(self, columns: list[list], keys: list[Any]) -> None:
+    #: whether :meth:`write` uses the rows' CSV lines (then the units make them)
+    wants_lines = False
+
+    def write(self, columns: list[list], keys: list[Any], lines: Lines | None = None) -> None:
+        """A block of output rows as columns, with each row's key; ``lines``: their CSV lines,
+        made by the compute unit, or None."""
         raise NotImplementedError  # pragma: no cover - interface
 
     async def aflush(self) -> None:
@@ -219,13 +227,17 @@ class _WriterOutput(OutputPipeline):
     def describe(self) -> str:
         return f"{self.cfg.type} {self.cfg.mode} {self.cfg.path or ''}".strip()
 
-    def write(self, columns: list[list], keys: list[Any]) -> None:
+    @property
+    def wants_lines(self) -> bool:  # type: ignore[override]
+        return self.cfg.format == "csv" and bool(self.columns)
+
+    def write(self, columns: list[list], keys: list[Any], lines: Lines | None = None) -> None:
         if not keys:
             return
         if self.pending_since is None:
             self.pending_since = time.monotonic()
         try:
-            self.writer.write_columns(columns, keys)
+            self.writer.write_columns(columns, keys, lines)
             if self.cfg.auto_flush:
                 self._flush()
         except (OSError, ValueError) as exc:  # ValueError: an existing file with another header
@@ -281,7 +293,7 @@ class TcpOutput(OutputPipeline):
     def describe(self) -> str:
         return f"tcp {self.cfg.host}:{self.cfg.port}"
 
-    def write(self, columns: list[list], keys: list[Any]) -> None:
+    def write(self, columns: list[list], keys: list[Any], lines: Lines | None = None) -> None:
         if not keys:
             return
         if self.pending_since is None:
@@ -339,7 +351,7 @@ class TcpOutput(OutputPipeline):
 class NoOutput(OutputPipeline):
     """``type = "none"``: rows go only to the task's buffer, subscribers and downstream tasks."""
 
-    def write(self, columns: list[list], keys: list[Any]) -> None:
+    def write(self, columns: list[list], keys: list[Any], lines: Lines | None = None) -> None:
         pass
 
     async def aflush(self) -> None:

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple
 
 from .aio import Background
 from .cluster import Cluster
@@ -33,6 +33,9 @@ from .errors import ClusterUnavailable, PoolError
 from .replay import Batch, Item, Marker, ReplayLog
 from .router import Router
 from .unit import ComputeUnit, KeyStates, decode_result, encode_batch
+
+if TYPE_CHECKING:
+    from ..engine.row_blocks import Lines
 
 __all__ = ["Unit", "ComputePool", "Result", "PoolError"]
 
@@ -72,12 +75,13 @@ class Unit:
 
 class Result(NamedTuple):
     """One batch's outputs: the sequence number and key of each output row, the output as
-    columns (OUTPUT order), the rows that failed, and the batch that was sent."""
+    columns (OUTPUT order), the rows that failed, their CSV lines, and the batch that was sent."""
 
     seqs: list[int]
     keys: list[Any]
     columns: list[list]
     errors: list[dict]
+    lines: Lines | None  # the output rows' CSV lines, when the unit was asked for them
     batch: Batch
 
 
@@ -115,6 +119,7 @@ class ComputePool:
         self.on_fatal = on_fatal
         self.state_of = state_of
         self.keep_log = keep_log
+        self.csv_lines = False  # ask the units for their output rows' CSV lines (the output writes CSV)
         self.units: dict[str, Unit] = {}
         self.router = Router(strategy, [])
         self._slot_no = itertools.count(1)
@@ -364,7 +369,8 @@ class ComputePool:
     async def _call(self, actor: Any, item: Item, no: int) -> Any:
         try:
             if isinstance(item, Batch):
-                return await actor.process(no, encode_batch(item.seqs, item.keys, dict(zip(self.columns, item.columns))))
+                return await actor.process(no, encode_batch(item.seqs, item.keys, dict(zip(self.columns, item.columns)),
+                                                            self.csv_lines))
             return await actor.snapshot(no, item.full)
         except asyncio.CancelledError:
             raise

@@ -226,6 +226,7 @@ class Task(Ingest, Delivery, TaskStats):
         on_new = (lambda path, base: self.store.note_output(cfg.id, path, base)) if cfg.checkpoint.enabled else None
         self.output = make_output(cfg.output, self.outputs_columns, cfg.id, on_new, stage=self.batch)
         assert self.pool is not None
+        self.pool.csv_lines = self.output.wants_lines
         await self.pool.open()
         if new_pool and self.wal is not None:
             await self._replay_wal(ckpt)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.streaming import StreamingExecutor
 from ..lang.program import compile_program
+
+if TYPE_CHECKING:
+    from ..engine.row_blocks import Lines
 
 __all__ = ["ComputeUnit", "encode_batch", "decode_result", "KeyStates"]
 
@@ -23,12 +26,15 @@ __all__ = ["ComputeUnit", "encode_batch", "decode_result", "KeyStates"]
 KeyStates = dict[Any, bytes]
 
 
-def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list]) -> bytes:
-    return pickle.dumps((seqs, keys, columns), protocol=pickle.HIGHEST_PROTOCOL)
+def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list], csv_lines: bool = False) -> bytes:
+    """A batch for :meth:`ComputeUnit.process`; ``csv_lines``: also return the output rows' CSV
+    lines (the unit formats them, not the orchestrator: units scale out, it does not)."""
+    return pickle.dumps((seqs, keys, columns, csv_lines), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[dict]]:
-    """(sequence number and key of each output row, the output columns, the errors)."""
+def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[dict], Lines | None]:
+    """(sequence number and key of each output row, the output columns, the errors, the rows'
+    CSV lines when asked for)."""
     return pickle.loads(data)
 
 
@@ -110,7 +116,7 @@ class ComputeUnit:
     def _run(self, payload: bytes) -> bytes:
         """One batch: rows (as columns) with their sequence numbers and stream keys."""
         t0 = time.perf_counter()
-        seqs, keys, columns = pickle.loads(payload)
+        seqs, keys, columns, csv_lines = pickle.loads(payload)
         errors: list[dict] = []
         cur_seqs, cur_keys, data = seqs, keys, columns
         out: list[list] = [[] for _ in self.outputs]
@@ -125,9 +131,14 @@ class ComputeUnit:
             cur_keys = res.keys
             out = [list(c) for c in zip(*res.rows)] if res.rows else [[] for _ in ex.outputs]
             data = dict(zip(ex.outputs, out))  # the next script's input
+        lines = None
+        if csv_lines and cur_seqs and out:
+            from ..engine.row_blocks import line_buffers
+
+            lines = line_buffers(out)
         self.rows += len(seqs)
         self.busy += time.perf_counter() - t0
-        return pickle.dumps((cur_seqs, cur_keys, out, errors), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((cur_seqs, cur_keys, out, errors, lines), protocol=pickle.HIGHEST_PROTOCOL)
 
     def export_state(self, keys: list[Any] | None = None) -> bytes:
         return pickle.dumps([ex.export_state(keys) for ex in self.executors])
