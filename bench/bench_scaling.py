@@ -80,7 +80,7 @@ def wire_bytes(data: Path, n: int = 1000) -> tuple[float, float, float]:
     cols["close"] = [float(v) for v in cols["close"]]
     keys = cols["stock_code"]
     unit = ComputeUnit([(SCRIPT.read_text(), str(SCRIPT))], 1000, columns=list(cols))
-    payload = encode_batch(list(range(n)), keys, cols)
+    payload = encode_batch(list(range(n)), keys, cols, csv_lines=True)  # as for a task writing CSV
     result = unit._run(payload)
     return sum(len(x) for x in lines) / n, len(payload) / n, len(result) / n
 

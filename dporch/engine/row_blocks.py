@@ -66,7 +66,7 @@ def line_buffers(columns: Sequence[Sequence[Any]]) -> Lines:
     """A block's CSV lines as plain buffers to send: a compute unit makes them, so that the
     orchestrator writes its rows without formatting a cell."""
     n = len(columns[0])
-    if n < 256:  # a small block (a quiet feed): Arrow's fixed cost per call outweighs its speed
+    if n < 64:  # a small block (a quiet feed): Arrow's fixed cost per call outweighs its speed
         from .writers import csv_column
 
         lines = [",".join(r) + "\n" for r in zip(*[csv_column(c) for c in columns])]

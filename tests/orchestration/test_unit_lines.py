@@ -30,7 +30,7 @@ def batch(csv_lines: bool, times: int) -> bytes:
     return encode_batch(list(range(6 * times)), cols["code"], cols, csv_lines)
 
 
-@pytest.mark.parametrize("times", [1, 60])  # 6 rows (made in Python) and 360 (through Arrow)
+@pytest.mark.parametrize("times", [1, 20])  # 6 rows (made in Python) and 120 (through Arrow)
 def test_the_units_lines_are_the_writers_text(tmp_path, times):
     unit = ComputeUnit([(SCRIPT, "lines.dp")], 10, columns=["code", "x", "t"])
     seqs, keys, columns, errors, lines = decode_result(unit._run(batch(True, times)))
