@@ -35,7 +35,8 @@ def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list], csv
 def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[dict], Lines | None]:
     """(sequence number and key of each output row, the output columns, the errors, the rows'
     CSV lines when asked for)."""
-    return pickle.loads(data)
+    parts = pickle.loads(data)
+    return parts if len(parts) == 5 else (*parts, None)  # a unit of an earlier dporch: no lines
 
 
 class ComputeUnit:
@@ -116,7 +117,7 @@ class ComputeUnit:
     def _run(self, payload: bytes) -> bytes:
         """One batch: rows (as columns) with their sequence numbers and stream keys."""
         t0 = time.perf_counter()
-        seqs, keys, columns, csv_lines = pickle.loads(payload)
+        seqs, keys, columns, *asked = pickle.loads(payload)  # (an earlier orchestrator asks for no lines)
         errors: list[dict] = []
         cur_seqs, cur_keys, data = seqs, keys, columns
         out: list[list] = [[] for _ in self.outputs]
@@ -132,10 +133,13 @@ class ComputeUnit:
             out = [list(c) for c in zip(*res.rows)] if res.rows else [[] for _ in ex.outputs]
             data = dict(zip(ex.outputs, out))  # the next script's input
         lines = None
-        if csv_lines and cur_seqs and out:
+        if asked and asked[0] and cur_seqs and out:
             from ..engine.row_blocks import line_buffers
 
-            lines = line_buffers(out)
+            try:
+                lines = line_buffers(out)
+            except Exception:  # noqa: BLE001 - a cell that cannot be written: the orchestrator's writer says which
+                lines = None
         self.rows += len(seqs)
         self.busy += time.perf_counter() - t0
         return pickle.dumps((cur_seqs, cur_keys, out, errors, lines), protocol=pickle.HIGHEST_PROTOCOL)

@@ -50,3 +50,22 @@ def test_the_units_lines_are_the_writers_text(tmp_path, times):
         w.close()
     for key in set(keys):
         assert (tmp_path / "given" / f"{key}.csv").read_bytes() == (tmp_path / "made" / f"{key}.csv").read_bytes()
+
+
+def test_a_cell_the_unit_cannot_write_leaves_the_lines_to_the_orchestrator():
+    """A value that cannot be encoded (a lone surrogate) must not fail the call (that would
+    rebuild the unit again and again): the unit sends no lines, and the orchestrator's writer
+    reports the cell as an output error, as it did before units made lines."""
+    script = "-- INPUT code:string, t:string --\n-- OUTPUT code:string, t:string --\nreturn [code, t]\n"
+    unit = ComputeUnit([(script, "s.dp")], 10, columns=["code", "t"])
+    cols = {"code": ["a", "b"], "t": ["fine", "bad \ud800"]}
+    seqs, keys, columns, errors, lines = decode_result(unit._run(encode_batch([0, 1], cols["code"], cols, True)))
+    assert seqs == [0, 1] and lines is None and columns[1] == ["fine", "bad \ud800"]
+
+
+def test_units_and_orchestrators_of_the_earlier_format_still_talk():
+    unit = ComputeUnit([(SCRIPT, "lines.dp")], 10, columns=["code", "x", "t"])
+    old_request = pickle.dumps(pickle.loads(batch(True, 1))[:3])  # (seqs, keys, columns): no flag
+    assert decode_result(unit._run(old_request))[4] is None
+    old_result = pickle.dumps(pickle.loads(unit._run(batch(False, 1)))[:4])  # no lines field
+    assert decode_result(old_result)[4] is None
