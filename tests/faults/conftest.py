@@ -55,8 +55,9 @@ class DaskProcesses:
                                 start_new_session=True)
 
     def start_scheduler(self) -> None:
+        # (its HTTP server starts even without the dashboard: a free port, not a user's :8787)
         self.scheduler = self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                     "--no-dashboard")
+                                     "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
         wait_port(self.port)
 
     def add_worker(self, name: str) -> None:
