@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Sequence
 
 from .aio import Background
 from .cluster import Cluster
@@ -79,7 +79,7 @@ class Result(NamedTuple):
 
     seqs: list[int]
     keys: list[Any]
-    columns: list[list]
+    columns: list[Sequence[Any]]  # tuples from a unit
     errors: list[dict]
     lines: Lines | None  # the output rows' CSV lines, when the unit was asked for them
     batch: Batch

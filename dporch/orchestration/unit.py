@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..engine.streaming import StreamingExecutor
 from ..lang.program import compile_program
@@ -32,7 +32,7 @@ def encode_batch(seqs: list[int], keys: list[Any], columns: dict[str, list], csv
     return pickle.dumps((seqs, keys, columns, csv_lines), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode_result(data: bytes) -> tuple[list[int], list[Any], list[list], list[dict], Lines | None]:
+def decode_result(data: bytes) -> tuple[list[int], list[Any], list[Sequence[Any]], list[dict], Lines | None]:
     """(sequence number and key of each output row, the output columns, the errors, the rows'
     CSV lines when asked for)."""
     parts = pickle.loads(data)
@@ -120,7 +120,7 @@ class ComputeUnit:
         seqs, keys, columns, *asked = pickle.loads(payload)  # (an earlier orchestrator asks for no lines)
         errors: list[dict] = []
         cur_seqs, cur_keys, data = seqs, keys, columns
-        out: list[list] = [[] for _ in self.outputs]
+        out: list[Sequence[Any]] = [() for _ in self.outputs]
         for i, ex in enumerate(self.executors):
             res = ex.push_many(data, keys=cur_keys)
             for e in res.errors:
@@ -130,7 +130,7 @@ class ComputeUnit:
                 errors.append(d)
             cur_seqs = [cur_seqs[p] for p in res.positions]
             cur_keys = res.keys
-            out = [list(c) for c in zip(*res.rows)] if res.rows else [[] for _ in ex.outputs]
+            out = list(zip(*res.rows)) if res.rows else [() for _ in ex.outputs]  # columns as tuples: no copies
             data = dict(zip(ex.outputs, out))  # the next script's input
         lines = None
         if asked and asked[0] and cur_seqs and out:
