@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..lang.cells import CellError, json_cell, make_converter
 from .readers import BadLine, _split_quoted
 
 __all__ = ["BLOCK_LINES", "Block", "read_block", "text_column", "value_column", "value_converter",
-           "OnBad"]
+           "OnBad", "group_indexes"]
 
 BLOCK_LINES = 2048
 
@@ -242,3 +242,15 @@ def value_converter(kind: str | None) -> Callable[[Any], Any]:
         return json_cell(_host(v, False), kind)
 
     return convert
+
+
+def group_indexes(values: Iterable[Any]) -> dict[Any, list[int]]:
+    """The positions of each distinct value, in order of first appearance (values hashable)."""
+    groups: dict[Any, list[int]] = {}
+    for i, v in enumerate(values):
+        g = groups.get(v)
+        if g is None:
+            groups[v] = [i]
+        else:
+            g.append(i)
+    return groups

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from ..lang.format import csv_cell, csv_header, json_line
+from .columns import group_indexes
 
 if TYPE_CHECKING:
     from .row_blocks import Lines
@@ -310,13 +311,7 @@ class SplitWriter:
         # what a row's file depends on: its key, and the values of the path's columns
         parts = [_ident_values(p) for p in (keys, *[columns[i] for i in used])]
         idents: list[Any] = parts[0] if not used else list(zip(*parts))
-        by_ident: dict[Any, list[int]] = {}
-        for i, ident in enumerate(idents):
-            g = by_ident.get(ident)
-            if g is None:
-                by_ident[ident] = [i]
-            else:
-                g.append(i)
+        by_ident = group_indexes(idents)
         paths = self._paths
         groups: dict[str, list[int]] = {}
         shared: set[str] = set()

@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Sequence
 
+from ..engine.columns import group_indexes
 from .aio import Background
 from .cluster import Cluster
 from .errors import ClusterUnavailable, PoolError
@@ -275,13 +276,7 @@ class ComputePool:
         if len(units) == 1 or targets.count(first) == len(targets):  # one unit gets them all
             groups: dict[str, list[int] | None] = {first: None} if targets else {}
         else:
-            groups = {}
-            for i, slot in enumerate(targets):
-                ix = groups.get(slot)
-                if ix is None:
-                    groups[slot] = [i]
-                else:
-                    ix.append(i)
+            groups = group_indexes(targets)  # type: ignore[assignment]
         for slot, ix in groups.items():
             unit = units[slot]  # type: ignore[index]
             b = unit.pending
