@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,17 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import feed_steadily  # noqa: E402
+from bench.bench_serve import feed_steadily, free_port  # noqa: E402
 from dporch.api.client import Client  # noqa: E402
 from dporch.web.headless import chromium  # noqa: E402
 
 TICKS = ROOT / "data" / "sample_ticks.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tasks_toml(out: Path, ports: dict[str, int]) -> str:

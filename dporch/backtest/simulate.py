@@ -317,6 +317,14 @@ def simulate_all_in(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray,
             changes.append(int(t))
             shares_at.append(book.shares)
             cash_at.append(book.cash)
+    shares, cash, equity = _holdings(n, changes, shares_at, cash_at, closes)
+    return Simulation(shares, cash, equity, filled, fill_price, fee, book.trades, book.refused)
+
+
+def _holdings(n: int, changes: list[int], shares_at: list[float], cash_at: list[float],
+              closes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shares, cash and equity at each of ``n`` bars, from the holdings after each change (the
+    first entries: before any) and the bars where they changed."""
     segment = np.zeros(n, dtype=np.int64)  # index into shares_at/cash_at in force at each bar
     if changes:
         marks = np.zeros(n, dtype=np.int64)
@@ -324,8 +332,7 @@ def simulate_all_in(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray,
         segment = np.cumsum(marks)
     shares = np.asarray(shares_at)[segment]
     cash = np.asarray(cash_at)[segment]
-    equity = cash + shares * np.asarray(closes, dtype=np.float64)
-    return Simulation(shares, cash, equity, filled, fill_price, fee, book.trades, book.refused)
+    return shares, cash, cash + shares * np.asarray(closes, dtype=np.float64)
 
 
 def _all_in_plain(times: Sequence[Any], prices: np.ndarray, closes: np.ndarray, capital: float, costs: Costs,
@@ -384,14 +391,7 @@ def _all_in_plain(times: Sequence[Any], prices: np.ndarray, closes: np.ndarray, 
         changes.append(t)
         shares_at.append(shares)
         cash_at.append(cash)
-    segment = np.zeros(n, dtype=np.int64)
-    if changes:
-        marks = np.zeros(n, dtype=np.int64)
-        marks[np.array(changes)] = 1
-        segment = np.cumsum(marks)
-    sh = np.asarray(shares_at)[segment]
-    ca = np.asarray(cash_at)[segment]
-    return Simulation(sh, ca, ca + sh * np.asarray(closes, dtype=np.float64), filled, fill_price, fee, trades, {})
+    return Simulation(*_holdings(n, changes, shares_at, cash_at, closes), filled, fill_price, fee, trades, {})
 
 
 def simulate(times: Sequence[Any], opens: np.ndarray, closes: np.ndarray, capital: float,

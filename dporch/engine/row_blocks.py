@@ -65,18 +65,13 @@ def _data(lines: pa.Array) -> tuple[np.ndarray, memoryview]:
 def line_buffers(columns: Sequence[Sequence[Any]]) -> Lines:
     """A block's CSV lines as plain buffers to send: a compute unit makes them, so that the
     orchestrator writes its rows without formatting a cell."""
-    n = len(columns[0])
-    if n < 64:  # a small block (a quiet feed): Arrow's fixed cost per call outweighs its speed
+    if len(columns[0]) < 64:  # a small block (a quiet feed): Arrow's fixed cost per column outweighs its speed
         from .writers import csv_column
 
-        lines = [",".join(r) + "\n" for r in zip(*[csv_column(c) for c in columns])]
-        text = "".join(lines)
-        data = text.encode("utf-8")
-        lengths = list(map(len, lines)) if len(data) == len(text) else [len(t.encode("utf-8")) for t in lines]
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
-        return offsets.tobytes(), data
-    offsets, data = _data(block_lines(columns))
+        arr = arrow_io.string_array([",".join(r) + "\n" for r in zip(*[csv_column(c) for c in columns])])
+    else:
+        arr = block_lines(columns)
+    offsets, data = _data(arr)
     start = int(offsets[0])
     return (offsets - start).astype(np.int32).tobytes(), bytes(data[start:int(offsets[-1])])
 

@@ -15,23 +15,13 @@ import pytest
 from dporch.api.protocol import ERROR_CODES, MAX_LINE
 from dporch.client import AsyncClient, Client, DporchAPIError
 
-from ..orchestration.conftest import SEQ_SCRIPT, free_port, rows_text
+from ..orchestration.conftest import SEQ_SCRIPT, rows_text, seq_task_in
 from ..conftest import wait_for
 from .conftest import start_service
 
 
 def seq_config(tmp_path: Path, tid: str = "t1", **extra) -> dict:
-    script = tmp_path / "seq.dp"
-    script.write_text(SEQ_SCRIPT)
-    cfg = {"id": tid, "name": "测试任务", "scripts": [str(script)],
-           "schema": {"columns": [{"name": "k", "type": "string", "required": True},
-                                  {"name": "seq", "type": "number"}, {"name": "x", "type": "number"}]},
-           "routing": {"enabled": True, "key_column": "k", "strategy": "hash"},
-           "compute_pool": {"initial_size": 1, "max_size": 2, "batch_ms": 2},
-           "input": {"type": "tcp", "port": free_port()},
-           "output": {"type": "file", "path": str(tmp_path / "out" / tid / "{k}.csv"), "mode": "split"}}
-    cfg.update(extra)
-    return cfg
+    return seq_task_in(tmp_path, tid, initial_size=1, max_size=2, **extra)
 
 
 def raw(port: int, *lines: bytes) -> list[dict]:

@@ -83,6 +83,18 @@ def seq_task(tid: str, script: Path, port: int | None, out: Path, **over: Any) -
     return cfg
 
 
+def seq_task_in(tmp_path: Path, tid: str, *, initial_size: int, max_size: int, port: int | None = None,
+                **extra: Any) -> dict[str, Any]:
+    """:func:`seq_task` named 测试任务, its script written under ``tmp_path``, a TCP input (a free
+    port by default) and output under ``tmp_path/out/tid``; ``extra`` replaces whole sections."""
+    script = tmp_path / "seq.dp"
+    script.write_text(SEQ_SCRIPT)
+    cfg = seq_task(tid, script, port or free_port(), tmp_path / "out" / tid, name="测试任务",
+                   compute_pool={"initial_size": initial_size, "max_size": max_size, "batch_size": 1000})
+    cfg.update(extra)
+    return cfg
+
+
 def seq_task_toml(tid: str, script: str, input_table: str, out: str, *, name: str = "") -> str:
     """The seq task of :func:`seq_task` as a tasks-file table; ``input_table`` holds the lines
     of its [task.input] table."""

@@ -15,7 +15,7 @@ import pytest
 from dporch.dashboard import PRELOAD
 
 from ..api.conftest import Running, start_service
-from ..orchestration.conftest import SEQ_SCRIPT, free_port
+from ..orchestration.conftest import seq_task_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,17 +54,7 @@ def web_url(running: Running) -> str:
 
 def seq_task(tmp_path: Path, tid: str = "t1", port: int | None = None, **extra: Any) -> dict[str, Any]:
     """A task over SEQ_SCRIPT (one output row per input row) with a split file output."""
-    script = tmp_path / "seq.dp"
-    script.write_text(SEQ_SCRIPT)
-    cfg = {"id": tid, "name": "测试任务", "scripts": [str(script)],
-           "schema": {"columns": [{"name": "k", "type": "string", "required": True},
-                                  {"name": "seq", "type": "number"}, {"name": "x", "type": "number"}]},
-           "routing": {"enabled": True, "key_column": "k", "strategy": "hash"},
-           "compute_pool": {"initial_size": 2, "max_size": 2, "batch_ms": 2},
-           "input": {"type": "tcp", "port": port or free_port()},
-           "output": {"type": "file", "path": str(tmp_path / "out" / tid / "{k}.csv"), "mode": "split"}}
-    cfg.update(extra)
-    return cfg
+    return seq_task_in(tmp_path, tid, initial_size=2, max_size=2, port=port, **extra)
 
 
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
